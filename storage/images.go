@@ -1,0 +1,204 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/types"
+	cstorage "go.podman.io/storage"
+)
+
+// Image is one local image as `forge images` shows it.
+type Image struct {
+	ID      string    `json:"id"`
+	Names   []string  `json:"names"`
+	Digest  string    `json:"digest"`
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
+}
+
+// Images lists the local images, newest first.
+func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	stored, err := s.store.Images()
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]Image, 0, len(stored))
+	for i := range stored {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out = append(out, s.describe(&stored[i]))
+	}
+	slices.SortStableFunc(out, func(a, b Image) int { return b.Created.Compare(a.Created) })
+	return out, nil
+}
+
+func (s *Store) describe(img *cstorage.Image) Image {
+	size, err := s.store.ImageSize(img.ID)
+	if err != nil {
+		size = -1
+	}
+	names := img.Names
+	if names == nil {
+		names = []string{}
+	}
+	return Image{ID: img.ID, Names: names, Digest: img.Digest.String(), Created: img.Created, Size: size}
+}
+
+// Tag adds names to a local image; short names get the localhost/ prefix.
+func (s *Store) Tag(ctx context.Context, image string, names ...string) error {
+	sys, err := s.systemContext(RegistryOptions{})
+	if err != nil {
+		return err
+	}
+	img, err := s.lookup(sys, image)
+	if err != nil {
+		return err
+	}
+	full := make([]string, 0, len(names))
+	for _, n := range names {
+		named, err := LocalName(n)
+		if err != nil {
+			return err
+		}
+		full = append(full, named.String())
+	}
+	if err := s.store.AddNames(img.ID, full); err != nil {
+		return fmt.Errorf("tag %s: %w", image, err)
+	}
+	return nil
+}
+
+// ErrImageInUse is returned when removing an image a container still uses.
+var ErrImageInUse = errors.New("image is in use by a container")
+
+// RemoveOptions are the flags of `forge rmi`.
+type RemoveOptions struct {
+	Force bool // also remove the containers using the image, and all of its names
+}
+
+// Removal says what `rmi` did to one argument.
+type Removal struct {
+	Untagged string // the name removed when the image keeps other names
+	Deleted  string // the ID of the deleted image
+}
+
+// Remove deletes images, or only the given name when the image has others.
+func (s *Store) Remove(ctx context.Context, images []string, opts RemoveOptions) ([]Removal, error) {
+	sys, err := s.systemContext(RegistryOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var done []Removal
+	for _, name := range images {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		img, err := s.lookup(sys, name)
+		if err != nil {
+			return done, err
+		}
+		r, err := s.removeOne(sys, img, name, opts)
+		if err != nil {
+			return done, err
+		}
+		done = append(done, r)
+	}
+	return done, nil
+}
+
+func (s *Store) removeOne(sys *types.SystemContext, img *cstorage.Image, name string, opts RemoveOptions) (Removal, error) {
+	if n := matchedName(sys, img, name); n != "" && len(img.Names) > 1 && !opts.Force {
+		if err := s.store.RemoveNames(img.ID, []string{n}); err != nil {
+			return Removal{}, fmt.Errorf("untag %s: %w", n, err)
+		}
+		return Removal{Untagged: n}, nil
+	}
+	if n := matchedName(sys, img, name); n == "" && len(img.Names) > 1 && !opts.Force {
+		return Removal{}, fmt.Errorf("remove %s: the image has %d names (%s); remove them one by one or use --force",
+			name, len(img.Names), strings.Join(img.Names, ", "))
+	}
+	users, err := s.containersOf(img.ID)
+	if err != nil {
+		return Removal{}, err
+	}
+	if len(users) > 0 && !opts.Force {
+		return Removal{}, fmt.Errorf("remove %s: %w (%s); remove it first or use --force", name, ErrImageInUse, users[0])
+	}
+	for _, c := range users {
+		if err := s.store.DeleteContainer(c); err != nil {
+			return Removal{}, fmt.Errorf("remove container %s using %s: %w", c, name, err)
+		}
+	}
+	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
+		return Removal{}, fmt.Errorf("remove %s: %w", name, err)
+	}
+	return Removal{Deleted: img.ID}, nil
+}
+
+// containersOf lists the IDs of the containers made from an image.
+func (s *Store) containersOf(imageID string) ([]string, error) {
+	all, err := s.store.Containers()
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, c := range all {
+		if c.ImageID == imageID {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
+
+// ImageDetails is what `forge inspect` prints for an image.
+type ImageDetails struct {
+	ID           string
+	Names        []string
+	Digest       string
+	Created      time.Time
+	Size         int64
+	Config       *imgspecv1.Image
+	Manifest     json.RawMessage
+	ManifestType string
+}
+
+// Inspect reads an image's configuration and manifest.
+func (s *Store) Inspect(ctx context.Context, name string) (*ImageDetails, error) {
+	sys, err := s.systemContext(RegistryOptions{})
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.lookup(sys, name)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := istorage.Transport.NewStoreReference(s.store, nil, img.ID)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", name, err)
+	}
+	src, err := ref.NewImage(ctx, sys)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", name, err)
+	}
+	defer src.Close()
+	config, err := src.OCIConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: config: %w", name, err)
+	}
+	raw, mediaType, err := src.Manifest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: manifest: %w", name, err)
+	}
+	d := s.describe(img)
+	return &ImageDetails{ID: d.ID, Names: d.Names, Digest: d.Digest, Created: d.Created, Size: d.Size,
+		Config: config, Manifest: raw, ManifestType: mediaType}, nil
+}

@@ -1,0 +1,205 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/pkg/shortnames"
+	istorage "go.podman.io/image/v5/storage"
+	"go.podman.io/image/v5/transports"
+	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
+)
+
+// PullPolicy says when a pull contacts the source.
+type PullPolicy string
+
+// The pull policies of Buildah's --pull flag.
+const (
+	PullIfMissing PullPolicy = "" // use a local image when there is one (the zero value)
+	PullAlways    PullPolicy = "always"
+	PullNever     PullPolicy = "never"
+)
+
+// ParsePullPolicy reads a --pull value.
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch strings.ToLower(s) {
+	case "", "missing", "ifmissing", "false":
+		return PullIfMissing, nil
+	case "always", "true":
+		return PullAlways, nil
+	case "never":
+		return PullNever, nil
+	}
+	return "", fmt.Errorf("invalid pull policy %q (want always, missing or never)", s)
+}
+
+// PullOptions are the flags of `forge pull`.
+type PullOptions struct {
+	Registry RegistryOptions
+	Policy   PullPolicy
+	Progress io.Writer // nil: silent
+}
+
+// Pull copies an image into the store. name is a short name (resolved through
+// registries.conf), a full reference, or any containers-transports reference.
+func (s *Store) Pull(ctx context.Context, name string, o PullOptions) (*Image, error) {
+	sys, err := s.systemContext(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if src, ok, err := transportReference(name); err != nil {
+		return nil, err
+	} else if ok {
+		return s.pullReference(ctx, sys, src, o)
+	}
+	if o.Policy != PullAlways {
+		if img, err := s.lookup(sys, name); err == nil {
+			d := s.describe(img)
+			return &d, nil
+		} else if !errors.Is(err, ErrImageUnknown) {
+			return nil, err
+		}
+		if o.Policy == PullNever {
+			return nil, fmt.Errorf("%s: %w (and the pull policy is never)", name, ErrImageUnknown)
+		}
+	}
+	return s.pullRegistry(ctx, sys, name, o)
+}
+
+// transportReference parses name when it starts with a transport ("oci-archive:",
+// "docker://", ...). ok is false for plain registry names.
+func transportReference(name string) (types.ImageReference, bool, error) {
+	prefix, _, found := strings.Cut(name, ":")
+	if !found || transports.Get(prefix) == nil || prefix == "docker" && !strings.HasPrefix(name, "docker://") {
+		return nil, false, nil
+	}
+	if prefix == "docker" {
+		return nil, false, nil // docker:// names go through registry resolution below
+	}
+	ref, err := alltransports.ParseImageName(name)
+	if err != nil {
+		return nil, false, fmt.Errorf("invalid image reference %q: %w", name, err)
+	}
+	return ref, true, nil
+}
+
+// pullRegistry resolves a registry name (short names through registries.conf) and pulls
+// the first candidate that works.
+func (s *Store) pullRegistry(ctx context.Context, sys *types.SystemContext, name string, o PullOptions) (*Image, error) {
+	name = strings.TrimPrefix(name, "docker://")
+	resolved, err := shortnames.Resolve(sys, name)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image name %q: %w", name, err)
+	}
+	if d := resolved.Description(); d != "" && o.Progress != nil {
+		fmt.Fprintln(o.Progress, d)
+	}
+	var errs []error
+	for _, c := range resolved.PullCandidates {
+		src, err := docker.NewReference(c.Value)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		img, err := s.copyIn(ctx, sys, src, c.Value, o.Progress)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if err := c.Record(); err != nil && o.Progress != nil {
+			fmt.Fprintf(o.Progress, "warning: recording short-name alias: %v\n", err)
+		}
+		return img, nil
+	}
+	if len(errs) == 1 {
+		return nil, fmt.Errorf("pull %s: %w", name, errs[0])
+	}
+	return nil, resolved.FormatPullErrors(errs)
+}
+
+// pullReference pulls from a non-registry transport; the image keeps the name the source
+// carries, if any.
+func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src types.ImageReference, o PullOptions) (*Image, error) {
+	named := src.DockerReference()
+	if named != nil {
+		named = reference.TagNameOnly(named)
+	}
+	img, err := s.copyIn(ctx, sys, src, named, o.Progress)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", transports.ImageName(src), err)
+	}
+	return img, nil
+}
+
+// copyIn copies src into the store under named (nil: no name, found by its ID).
+func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, progress io.Writer) (*Image, error) {
+	id := ""
+	if named == nil {
+		var err error
+		if id, err = configID(ctx, sys, src); err != nil {
+			return nil, err
+		}
+	}
+	dest, err := istorage.Transport.NewStoreReference(s.store, named, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.copyImage(ctx, sys, dest, src, copyOptions{progress: progress}); err != nil {
+		return nil, err
+	}
+	_, img, err := istorage.ResolveReference(dest)
+	if err != nil {
+		return nil, fmt.Errorf("find pulled image: %w", err)
+	}
+	d := s.describe(img)
+	return &d, nil
+}
+
+// configID returns the ID the store will give src: its config digest.
+func configID(ctx context.Context, sys *types.SystemContext, src types.ImageReference) (string, error) {
+	img, err := src.NewImage(ctx, sys)
+	if err != nil {
+		return "", err
+	}
+	defer img.Close()
+	return img.ConfigInfo().Digest.Encoded(), nil
+}
+
+type copyOptions struct {
+	progress     io.Writer
+	manifestType string
+}
+
+// copyImage runs one image/v5 copy with forge's policy, progress and settings.
+func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, src types.ImageReference, o copyOptions) (retErr error) {
+	policy, err := policyContext()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := policy.Destroy(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	counter := newTransferCounter(o.progress)
+	_, err = copy.Image(ctx, policy, dest, src, &copy.Options{
+		ReportWriter:          o.progress,
+		SourceCtx:             sys,
+		DestinationCtx:        sys,
+		ForceManifestMIMEType: o.manifestType,
+		Progress:              counter.events,
+		ProgressInterval:      progressInterval,
+	})
+	counter.finish(err == nil)
+	return err
+}
