@@ -1,0 +1,122 @@
+// Package commit owns turning a working container's changes into an image: the layer
+// (the container's diff against its image, or its whole filesystem when squashed), the
+// configuration and its history, the manifest, --change parsing, and the OCI and Docker
+// output formats.
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	cstorage "go.podman.io/storage"
+
+	"github.com/forge-build/forge/storage"
+)
+
+// The output formats.
+const (
+	FormatOCI    = "oci"
+	FormatDocker = "docker"
+)
+
+// Options say how to commit. The zero value makes a nameless OCI image.
+type Options struct {
+	Names     []string // names for the new image (storage.LocalName applied); none = a nameless image
+	Format    string   // FormatOCI (default) or FormatDocker
+	Squash    bool     // one layer with the whole filesystem
+	Changes   []string // -c/--change Dockerfile instructions, e.g. `CMD ["redis-server"]`
+	CreatedBy string   // history created_by of the new layer (default "forge commit")
+	Comment   string   // history comment
+	Author    string
+	// Timestamp, when set, is the created time of the config and the history entry;
+	// default now (UTC).
+	Timestamp *time.Time
+	// Logger gets the one warning of an OCI commit that drops Docker-only settings;
+	// nil = discard.
+	Logger *slog.Logger
+}
+
+// settings are Options checked and with their defaults filled in.
+type settings struct {
+	Options
+	names   []string
+	changes []Change
+	format  format
+	created time.Time
+	log     *slog.Logger
+}
+
+func (o Options) settings() (settings, error) {
+	st := settings{Options: o, log: o.Logger, created: time.Now().UTC()}
+	if st.log == nil {
+		st.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Timestamp != nil {
+		st.created = o.Timestamp.UTC()
+	}
+	if st.CreatedBy == "" {
+		st.CreatedBy = "forge commit"
+	}
+	var err error
+	if st.format, err = formatNamed(o.Format); err != nil {
+		return st, err
+	}
+	for _, n := range o.Names {
+		named, err := storage.LocalName(n)
+		if err != nil {
+			return st, err
+		}
+		st.names = append(st.names, named.String())
+	}
+	st.changes, err = ParseChanges(o.Changes)
+	return st, err
+}
+
+// Commit writes the container's changes as a new image and returns its ID. A failure
+// leaves no image and no layer behind.
+func Commit(ctx context.Context, s *storage.Store, c *storage.Container, o Options) (imageID string, retErr error) {
+	st, err := o.settings()
+	if err != nil {
+		return "", err
+	}
+	cfg := c.Config.Clone()
+	if err := Apply(&cfg, st.changes); err != nil {
+		return "", err
+	}
+	layer, err := newLayer(ctx, s, c, st.Squash)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", c.Name, err)
+	}
+	defer func() {
+		if retErr != nil && layer != nil {
+			retErr = errors.Join(retErr, deleteLayer(s.Storage(), layer.ID))
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	img, err := assemble(s.Storage(), c, cfg, layer, st)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", c.Name, err)
+	}
+	id, reused, err := img.create(s.Storage(), st.names)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", c.Name, err)
+	}
+	if reused && layer != nil {
+		// The same image exists already, on its own copy of this layer.
+		return id, deleteLayer(s.Storage(), layer.ID)
+	}
+	return id, nil
+}
+
+// deleteLayer removes a layer this commit made; one already gone is fine.
+func deleteLayer(st cstorage.Store, id string) error {
+	if err := st.DeleteLayer(id); err != nil && !errors.Is(err, cstorage.ErrLayerUnknown) {
+		return fmt.Errorf("remove layer %s: %w", id, err)
+	}
+	return nil
+}
