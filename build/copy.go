@@ -1,0 +1,295 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"go.podman.io/storage/pkg/archive"
+	"go.podman.io/storage/pkg/chrootarchive"
+
+	"github.com/forge-build/forge/storage"
+)
+
+// ErrOutsideContext is returned for a source path that leaves the context directory.
+var ErrOutsideContext = errors.New("path is outside the context directory")
+
+// ErrOutsideRoot is returned for a destination that climbs above the container's root.
+var ErrOutsideRoot = errors.New("path is outside the container's root")
+
+// CopyOptions are the flags of `forge copy` and `forge add` (and COPY/ADD steps).
+type CopyOptions struct {
+	// ContextDir is where relative sources are found; they may not leave it. Absolute
+	// sources are host paths. Default: the current directory.
+	ContextDir string
+	Chown      string // USER[:GROUP], by name (the container's /etc/passwd) or number; default 0:0
+	Chmod      string // octal mode for the copied files and directories
+	// Add turns on ADD's extras: local tar archives are unpacked, URLs are fetched.
+	Add bool
+	// IgnoreChownErrors stores files as the caller's own when only one ID is mapped.
+	IgnoreChownErrors bool
+}
+
+// Copy copies sources into the container at dest, with Docker's COPY rules: a trailing
+// slash or several sources make dest a directory; a directory's contents are copied; every
+// path in the container is resolved inside its root.
+func Copy(ctx context.Context, s *storage.Store, c *storage.Container, sources []string, dest string, o CopyOptions) (retErr error) {
+	if len(sources) == 0 {
+		return errors.New("copy: no source given")
+	}
+	mode, err := parseChmod(o.Chmod)
+	if err != nil {
+		return err
+	}
+	rootfs, err := s.Mount(c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := s.Unmount(c, false); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	owner, err := resolveOwner(rootfs, o.Chown)
+	if err != nil {
+		return err
+	}
+	plan := copyPlan{rootfs: rootfs, owner: owner, mode: mode, opts: o}
+	return plan.run(ctx, sources, dest, c.Config.Config.WorkingDir)
+}
+
+type copyPlan struct {
+	rootfs string
+	owner  idPair
+	mode   *os.FileMode
+	opts   CopyOptions
+}
+
+func (p copyPlan) run(ctx context.Context, sources []string, dest, workdir string) error {
+	destPath, err := containerPath(dest, workdir)
+	if err != nil {
+		return err
+	}
+	items, cleanup, err := p.collect(ctx, sources)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	destIsDir := strings.HasSuffix(dest, "/") || len(items) > 1 || p.isDirInRoot(destPath)
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.copyItem(it, destPath, destIsDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerPath makes dest absolute (relative to the working directory) and refuses one
+// that climbs above the root.
+func containerPath(dest, workdir string) (string, error) {
+	if dest == "" {
+		return "", errors.New("copy: no destination given")
+	}
+	p := dest
+	if !path.IsAbs(p) {
+		p = "/" + workdir + "/" + dest
+	}
+	if depth(p) < 0 {
+		return "", fmt.Errorf("destination %s: %w", dest, ErrOutsideRoot)
+	}
+	return path.Clean(p), nil
+}
+
+// depth is how deep a slash path ends up, counting each .. as one level up.
+func depth(p string) int {
+	d := 0
+	for _, part := range strings.Split(p, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			d--
+			if d < 0 {
+				return d
+			}
+		default:
+			d++
+		}
+	}
+	return d
+}
+
+func (p copyPlan) isDirInRoot(dest string) bool {
+	host, err := securejoin.SecureJoin(p.rootfs, dest)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(host)
+	return err == nil && fi.IsDir()
+}
+
+// source is one resolved source: a host path, and whether it is an archive to unpack.
+type source struct {
+	host    string
+	name    string // base name in the destination
+	isDir   bool
+	archive bool
+}
+
+// collect resolves sources (globs, URLs for ADD) to host paths.
+func (p copyPlan) collect(ctx context.Context, sources []string) ([]source, func(), error) {
+	var cleanups []func()
+	cleanup := func() {
+		for _, f := range cleanups {
+			f()
+		}
+	}
+	var out []source
+	for _, src := range sources {
+		if p.opts.Add && isURL(src) {
+			s, done, err := fetchURL(ctx, src)
+			if done != nil {
+				cleanups = append(cleanups, done)
+			}
+			if err != nil {
+				return nil, cleanup, err
+			}
+			out = append(out, s)
+			continue
+		}
+		found, err := p.resolveSource(src)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		out = append(out, found...)
+	}
+	return out, cleanup, nil
+}
+
+// resolveSource finds a host source: relative ones inside the context (symlinks resolved
+// there too), expanding wildcards.
+func (p copyPlan) resolveSource(src string) ([]source, error) {
+	var matches []string
+	if filepath.IsAbs(src) {
+		matches = []string{src}
+	} else {
+		ctxDir := p.opts.ContextDir
+		if ctxDir == "" {
+			ctxDir = "."
+		}
+		ctxDir, err := filepath.Abs(ctxDir)
+		if err != nil {
+			return nil, err
+		}
+		if clean := filepath.Clean(src); clean == ".." || strings.HasPrefix(clean, "../") {
+			return nil, fmt.Errorf("source %s: %w %s", src, ErrOutsideContext, ctxDir)
+		}
+		host, err := securejoin.SecureJoin(ctxDir, src)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", src, err)
+		}
+		matches = []string{host}
+		if strings.ContainsAny(src, "*?[") {
+			if matches, err = filepath.Glob(host); err != nil {
+				return nil, fmt.Errorf("source %s: %w", src, err)
+			}
+		}
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("source %s: no file matches", src)
+	}
+	out := make([]source, 0, len(matches))
+	for _, m := range matches {
+		fi, err := os.Stat(m)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", src, unwrapPathError(err))
+		}
+		s := source{host: m, name: filepath.Base(m), isDir: fi.IsDir()}
+		s.archive = p.opts.Add && fi.Mode().IsRegular() && isArchive(m)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// copyItem writes one source into the container by streaming it as a tar archive that is
+// unpacked chrooted into the root filesystem, so no symlink in the image can lead out.
+func (p copyPlan) copyItem(s source, dest string, destIsDir bool) error {
+	targetDir, name := dest, s.name
+	switch {
+	case s.archive || s.isDir:
+		name = ""
+	case !destIsDir:
+		targetDir, name = path.Dir(dest), path.Base(dest)
+	}
+	hostDir, err := p.mkdirInRoot(targetDir)
+	if err != nil {
+		return err
+	}
+	var stream io.ReadCloser
+	if s.archive {
+		f, err := os.Open(s.host)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if stream, err = archive.DecompressStream(f); err != nil {
+			return fmt.Errorf("add %s: %w", s.host, err)
+		}
+	} else {
+		stream = p.tarSource(s, name)
+	}
+	defer stream.Close()
+	opts := &archive.TarOptions{NoLchown: false, IgnoreChownErrors: p.opts.IgnoreChownErrors, InUserNS: true}
+	if err := chrootarchive.UntarWithRoot(stream, hostDir, opts, p.rootfs); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", s.host, dest, err)
+	}
+	return nil
+}
+
+// mkdirInRoot creates a directory of the container (owned by root) and returns its host path.
+func (p copyPlan) mkdirInRoot(dir string) (string, error) {
+	host, err := securejoin.SecureJoin(p.rootfs, dir)
+	if err != nil {
+		return "", fmt.Errorf("destination %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(host); err == nil {
+		if !fi.IsDir() {
+			return "", fmt.Errorf("destination %s: not a directory", dir)
+		}
+		return host, nil
+	}
+	if err := mkdirAllInRoot(p.rootfs, dir); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	return securejoin.SecureJoin(p.rootfs, dir)
+}
+
+func parseChmod(s string) (*os.FileMode, error) {
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return nil, fmt.Errorf("--chmod %q: want an octal mode such as 0755", s)
+	}
+	m := os.FileMode(n)
+	return &m, nil
+}

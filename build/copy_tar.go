@@ -1,0 +1,172 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"go.podman.io/storage/pkg/archive"
+)
+
+// tarSource streams a file or directory as a tar archive whose entries are named for the
+// destination: a file as name, a directory's contents at the top.
+func (p copyPlan) tarSource(s source, name string) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := p.writeTree(tw, s, name)
+		if cerr := tw.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
+func (p copyPlan) writeTree(tw *tar.Writer, s source, name string) error {
+	if !s.isDir {
+		fi, err := os.Stat(s.host) // a top-level symlink is followed, as Docker does
+		if err != nil {
+			return err
+		}
+		return p.writeEntry(tw, s.host, name, fi)
+	}
+	return filepath.WalkDir(s.host, func(host string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(s.host, host)
+		if err != nil || rel == "." {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return p.writeEntry(tw, host, filepath.ToSlash(rel), fi)
+	})
+}
+
+// writeEntry adds one file, directory or symlink with the copy's owner and mode.
+func (p copyPlan) writeEntry(tw *tar.Writer, host, name string, fi fs.FileInfo) error {
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		var err error
+		if link, err = os.Readlink(host); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
+	hdr.Uid, hdr.Gid = p.owner.uid, p.owner.gid
+	hdr.Format = tar.FormatPAX
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	if p.mode != nil && fi.Mode()&fs.ModeSymlink == 0 {
+		hdr.Mode = int64(*p.mode)
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() && link == "" {
+		return fmt.Errorf("%s: cannot copy a %s", host, fi.Mode().Type())
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(host)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(tw, f)
+	return err
+}
+
+// mkdirAllInRoot creates dir and its parents inside root without following any symlink
+// out of it.
+func mkdirAllInRoot(root, dir string) error {
+	return pathrs.MkdirAll(root, dir, 0o755)
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// isArchive reports whether a file is a (possibly compressed) tar archive.
+func isArchive(host string) bool {
+	return archive.IsArchivePath(host)
+}
+
+// fetchURL downloads an ADD source into a temporary file; like Docker, the file gets mode
+// 0600 and the server's Last-Modified time, and is never unpacked.
+func fetchURL(ctx context.Context, raw string) (source, func(), error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return source{}, nil, fmt.Errorf("add %s: %w", raw, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return source{}, nil, fmt.Errorf("add %s: %w", raw, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return source{}, nil, fmt.Errorf("add %s: %w", raw, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return source{}, nil, fmt.Errorf("add %s: %s", raw, resp.Status)
+	}
+	dir, err := os.MkdirTemp("", "forge-add-")
+	if err != nil {
+		return source{}, nil, err
+	}
+	done := func() { os.RemoveAll(dir) }
+	name := urlFileName(u, resp.Header.Get("Content-Disposition"))
+	host := filepath.Join(dir, "download")
+	f, err := os.OpenFile(host, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+	if err != nil {
+		return source{}, done, err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return source{}, done, fmt.Errorf("add %s: %w", raw, err)
+	}
+	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		_ = os.Chtimes(host, t, t)
+	} else {
+		_ = os.Chtimes(host, time.Unix(0, 0), time.Unix(0, 0))
+	}
+	return source{host: host, name: name}, done, nil
+}
+
+// urlFileName picks the file name for a download: the server's, or the URL path's last part.
+func urlFileName(u *url.URL, disposition string) string {
+	if _, params, err := mime.ParseMediaType(disposition); err == nil {
+		if n := path.Base(params["filename"]); n != "" && n != "." && n != "/" {
+			return n
+		}
+	}
+	if n := path.Base(u.Path); n != "" && n != "." && n != "/" {
+		return n
+	}
+	return "download"
+}
