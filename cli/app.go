@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -121,6 +122,7 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 		DriverOptions:     c.StringSlice("storage-opt"),
 		RegistriesConf:    c.String("registries-conf"),
 		IgnoreChownErrors: id.Mode == rootless.ModeSingle,
+		TempDir:           os.Getenv("TMPDIR"),
 		Logger:            log,
 	})
 	if err != nil {

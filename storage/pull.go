@@ -57,7 +57,11 @@ func (s *Store) Pull(ctx context.Context, name string, o PullOptions) (*Image, e
 	if src, ok, err := transportReference(name); err != nil {
 		return nil, err
 	} else if ok {
-		return s.pullReference(ctx, sys, src, o)
+		img, err := s.pullReference(ctx, sys, src, o)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", name, err)
+		}
+		return img, nil
 	}
 	if o.Policy != PullAlways {
 		if img, err := s.lookup(sys, name); err == nil {
@@ -134,11 +138,7 @@ func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src
 	if named != nil {
 		named = reference.TagNameOnly(named)
 	}
-	img, err := s.copyIn(ctx, sys, src, named, o.Progress)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", transports.ImageName(src), err)
-	}
-	return img, nil
+	return s.copyIn(ctx, sys, src, named, o.Progress)
 }
 
 // copyIn copies src into the store under named (nil: no name, found by its ID).

@@ -29,7 +29,9 @@ type Options struct {
 	// IgnoreChownErrors is set when only one ID is mapped: files owned by other users
 	// are then stored as the caller's own.
 	IgnoreChownErrors bool
-	Logger            *slog.Logger
+	// TempDir holds large temporary files (unpacked archives during a pull); default /var/tmp.
+	TempDir string
+	Logger  *slog.Logger
 }
 
 // Store is an open local store plus the registry settings used for pulls and pushes.
@@ -37,6 +39,7 @@ type Store struct {
 	store          cstorage.Store
 	driverReason   string
 	registriesConf string
+	tempDir        string
 	log            *slog.Logger
 }
 
@@ -71,7 +74,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened", "driver", store.GraphDriverName(), "reason", reason,
 		"graphroot", store.GraphRoot(), "runroot", store.RunRoot())
-	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, log: log}, nil
+	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, log: log}, nil
 }
 
 // checkRoot gives a clear error when the graph root cannot be created, before storage

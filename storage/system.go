@@ -23,7 +23,12 @@ type RegistryOptions struct {
 
 // systemContext builds the image/v5 settings for one operation.
 func (s *Store) systemContext(r RegistryOptions) (*types.SystemContext, error) {
-	return newSystemContext(s.registriesConf, r)
+	sys, err := newSystemContext(s.registriesConf, r)
+	if err != nil {
+		return nil, err
+	}
+	sys.BigFilesTemporaryDir = s.tempDir
+	return sys, nil
 }
 
 func newSystemContext(registriesConf string, r RegistryOptions) (*types.SystemContext, error) {

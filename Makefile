@@ -1,0 +1,44 @@
+# forge: build, test, lint, demo. `make` builds a static bin/forge.
+
+GO      ?= go
+TAGS    := containers_image_openpgp containers_image_docker_daemon_stub exclude_graphdriver_zfs exclude_graphdriver_btrfs
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS := -s -w -X github.com/forge-build/forge/cli.Version=$(VERSION)
+# A pinned staticcheck, run through the Go module proxy (nothing to install).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Every package but the end-to-end tests, which need `make test`'s set-up.
+UNIT_PKGS = $(shell $(GO) list -tags "$(TAGS)" ./... | grep -vx 'github.com/forge-build/forge/tests')
+
+export CGO_ENABLED := 0
+
+.PHONY: all build test unit lint demo clean
+
+all: build
+
+# The binary is built with cgo, linked statically: image/v5 keeps its blob-info cache (which
+# compressed blob a layer became, and where it was pushed) in SQLite, and without it every
+# new forge process uploads layers again that a registry already has. netgo/osusergo keep
+# glibc's NSS out of the static binary.
+build:
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags "$(LDFLAGS) -linkmode external -extldflags -static" \
+		-tags "$(TAGS) netgo osusergo" -o bin/forge .
+
+# End-to-end run as root: installs what it needs, then tests as an unprivileged user.
+test:
+	tests/run.sh
+
+unit:
+	$(GO) test -tags "$(TAGS)" $(UNIT_PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) run $(STATICCHECK) -tags "$(TAGS)" ./...
+
+# Builds forge and shows it working offline on a tiny busybox image.
+demo: build
+	tests/demo.sh
+
+clean:
+	rm -rf bin
