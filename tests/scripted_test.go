@@ -277,6 +277,25 @@ func TestScriptedRunBehaviour(t *testing.T) {
 		t.Errorf("a write to a read-only --volume reached the host")
 	}
 
+	// A commit of configuration changes only adds no layer.
+	meta := s.workingContainer(t, "--pull", "never", "localhost/cat-hello")
+	s.must(t, "config", "--label", "forge.test=meta", "--env", "A=1", meta)
+	metaRef := "oci:" + filepath.Join(t.TempDir(), "meta") + ":img"
+	s.must(t, "push", "-q", onlyImageID(t, s.run(t, "commit", "-q", meta)), metaRef)
+	if _, layers := layoutLayers(t, metaRef); len(layers) != 2 {
+		t.Errorf("a commit of config changes only: %d layers, want 2 (busybox's and the /hello one)", len(layers))
+	}
+	var metaCfg struct {
+		Config struct {
+			Env    []string          `json:"Env"`
+			Labels map[string]string `json:"Labels"`
+		} `json:"config"`
+	}
+	decodeJSON(t, "skopeo inspect --config", skopeo(t, "inspect", "--config", metaRef), &metaCfg)
+	if metaCfg.Config.Labels["forge.test"] != "meta" || !slices.Contains(metaCfg.Config.Env, "A=1") {
+		t.Errorf("config --label/--env not in the committed config: %+v", metaCfg.Config)
+	}
+
 	if r := s.runStdin(t, "through stdin\n", "run", "-i", ctr, "--", "cat"); r.code != 0 || r.stdout != "through stdin\n" {
 		t.Errorf("run -i cat: want the input back, got %v", r)
 	}
