@@ -28,14 +28,40 @@ var ErrOutsideRoot = errors.New("path is outside the container's root")
 // CopyOptions are the flags of `forge copy` and `forge add` (and COPY/ADD steps).
 type CopyOptions struct {
 	// ContextDir is where relative sources are found; they may not leave it. Absolute
-	// sources are host paths. Default: the current directory.
+	// sources are host paths unless SourcesInContext is set. Default: the current
+	// directory. Ignored when Context is set.
 	ContextDir string
-	Chown      string // USER[:GROUP], by name (the container's /etc/passwd) or number; default 0:0
-	Chmod      string // octal mode for the copied files and directories
+	// Context, for a Dockerfile build, is the build context: its Dir is the context
+	// directory and the files its ignore file excludes are invisible (not matched by
+	// wildcards, skipped in directories, "no such file" when named). Nil excludes nothing.
+	Context *Context
+	// SourcesInContext makes absolute sources relative to the context directory, as
+	// Dockerfile COPY does, so no source is a host path outside it.
+	SourcesInContext bool
+	Chown            string // USER[:GROUP], by name (the container's /etc/passwd) or number; default 0:0
+	Chmod            string // octal mode for the copied files and directories
 	// Add turns on ADD's extras: local tar archives are unpacked, URLs are fetched.
 	Add bool
 	// IgnoreChownErrors stores files as the caller's own when only one ID is mapped.
 	IgnoreChownErrors bool
+}
+
+// sourceRoot is where the options say sources are read.
+func (o CopyOptions) sourceRoot() (sourceRoot, error) {
+	if o.Context != nil {
+		r := o.Context.sources()
+		r.inContext = o.SourcesInContext
+		return r, nil
+	}
+	dir := o.ContextDir
+	if dir == "" {
+		dir = "."
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return sourceRoot{}, err
+	}
+	return sourceRoot{dir: dir, inContext: o.SourcesInContext}, nil
 }
 
 // Copy copies sources into the container at dest, with Docker's COPY rules: a trailing
@@ -46,6 +72,10 @@ func Copy(ctx context.Context, s *storage.Store, c *storage.Container, sources [
 		return errors.New("copy: no source given")
 	}
 	mode, err := parseChmod(o.Chmod)
+	if err != nil {
+		return err
+	}
+	src, err := o.sourceRoot()
 	if err != nil {
 		return err
 	}
@@ -62,7 +92,7 @@ func Copy(ctx context.Context, s *storage.Store, c *storage.Container, sources [
 	if err != nil {
 		return err
 	}
-	plan := copyPlan{rootfs: rootfs, owner: owner, mode: mode, opts: o}
+	plan := copyPlan{rootfs: rootfs, owner: owner, mode: mode, src: src, opts: o}
 	return plan.run(ctx, sources, dest, c.Config.Config.WorkingDir)
 }
 
@@ -70,6 +100,7 @@ type copyPlan struct {
 	rootfs string
 	owner  idPair
 	mode   *os.FileMode
+	src    sourceRoot
 	opts   CopyOptions
 }
 
@@ -88,7 +119,7 @@ func (p copyPlan) run(ctx context.Context, sources []string, dest, workdir strin
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.copyItem(it, destPath, destIsDir); err != nil {
+		if err := p.copyItem(ctx, it, destPath, destIsDir); err != nil {
 			return err
 		}
 	}
@@ -138,14 +169,6 @@ func (p copyPlan) isDirInRoot(dest string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// source is one resolved source: a host path, and whether it is an archive to unpack.
-type source struct {
-	host    string
-	name    string // base name in the destination
-	isDir   bool
-	archive bool
-}
-
 // collect resolves sources (globs, URLs for ADD) to host paths.
 func (p copyPlan) collect(ctx context.Context, sources []string) ([]source, func(), error) {
 	var cleanups []func()
@@ -167,58 +190,16 @@ func (p copyPlan) collect(ctx context.Context, sources []string) ([]source, func
 			out = append(out, s)
 			continue
 		}
-		found, err := p.resolveSource(src)
+		found, err := p.src.resolve(ctx, src)
 		if err != nil {
 			return nil, cleanup, err
 		}
-		out = append(out, found...)
+		for _, s := range found {
+			s.archive = p.opts.Add && s.regular && isArchive(s.host)
+			out = append(out, s)
+		}
 	}
 	return out, cleanup, nil
-}
-
-// resolveSource finds a host source: relative ones inside the context (symlinks resolved
-// there too), expanding wildcards.
-func (p copyPlan) resolveSource(src string) ([]source, error) {
-	var matches []string
-	if filepath.IsAbs(src) {
-		matches = []string{src}
-	} else {
-		ctxDir := p.opts.ContextDir
-		if ctxDir == "" {
-			ctxDir = "."
-		}
-		ctxDir, err := filepath.Abs(ctxDir)
-		if err != nil {
-			return nil, err
-		}
-		if clean := filepath.Clean(src); clean == ".." || strings.HasPrefix(clean, "../") {
-			return nil, fmt.Errorf("source %s: %w %s", src, ErrOutsideContext, ctxDir)
-		}
-		host, err := securejoin.SecureJoin(ctxDir, src)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", src, err)
-		}
-		matches = []string{host}
-		if strings.ContainsAny(src, "*?[") {
-			if matches, err = filepath.Glob(host); err != nil {
-				return nil, fmt.Errorf("source %s: %w", src, err)
-			}
-		}
-	}
-	if len(matches) == 0 {
-		return nil, fmt.Errorf("source %s: no file matches", src)
-	}
-	out := make([]source, 0, len(matches))
-	for _, m := range matches {
-		fi, err := os.Stat(m)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", src, unwrapPathError(err))
-		}
-		s := source{host: m, name: filepath.Base(m), isDir: fi.IsDir()}
-		s.archive = p.opts.Add && fi.Mode().IsRegular() && isArchive(m)
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 func unwrapPathError(err error) error {
@@ -231,7 +212,7 @@ func unwrapPathError(err error) error {
 
 // copyItem writes one source into the container by streaming it as a tar archive that is
 // unpacked chrooted into the root filesystem, so no symlink in the image can lead out.
-func (p copyPlan) copyItem(s source, dest string, destIsDir bool) error {
+func (p copyPlan) copyItem(ctx context.Context, s source, dest string, destIsDir bool) error {
 	targetDir, name := dest, s.name
 	switch {
 	case s.archive || s.isDir:
@@ -254,7 +235,7 @@ func (p copyPlan) copyItem(s source, dest string, destIsDir bool) error {
 			return fmt.Errorf("add %s: %w", s.host, err)
 		}
 	} else {
-		stream = p.tarSource(s, name)
+		stream = p.tarSource(ctx, s, name)
 	}
 	defer stream.Close()
 	opts := &archive.TarOptions{NoLchown: false, IgnoreChownErrors: p.opts.IgnoreChownErrors, InUserNS: true}

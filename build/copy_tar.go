@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
@@ -21,11 +20,16 @@ import (
 
 // tarSource streams a file or directory as a tar archive whose entries are named for the
 // destination: a file as name, a directory's contents at the top.
-func (p copyPlan) tarSource(s source, name string) io.ReadCloser {
+func (p copyPlan) tarSource(ctx context.Context, s source, name string) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := p.writeTree(tw, s, name)
+		err := p.src.walk(ctx, s, func(e entry) error {
+			if e.name == "" {
+				e.name = name // a file source, followed if it is a symlink, as Docker does
+			}
+			return p.writeEntry(tw, e)
+		})
 		if cerr := tw.Close(); err == nil {
 			err = cerr
 		}
@@ -34,62 +38,38 @@ func (p copyPlan) tarSource(s source, name string) io.ReadCloser {
 	return pr
 }
 
-func (p copyPlan) writeTree(tw *tar.Writer, s source, name string) error {
-	if !s.isDir {
-		fi, err := os.Stat(s.host) // a top-level symlink is followed, as Docker does
-		if err != nil {
-			return err
-		}
-		return p.writeEntry(tw, s.host, name, fi)
-	}
-	return filepath.WalkDir(s.host, func(host string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(s.host, host)
-		if err != nil || rel == "." {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return p.writeEntry(tw, host, filepath.ToSlash(rel), fi)
-	})
-}
-
 // writeEntry adds one file, directory or symlink with the copy's owner and mode.
-func (p copyPlan) writeEntry(tw *tar.Writer, host, name string, fi fs.FileInfo) error {
+func (p copyPlan) writeEntry(tw *tar.Writer, e entry) error {
+	kind, err := entryKind(e)
+	if err != nil {
+		return err
+	}
 	link := ""
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(host); err != nil {
+	if kind == 'l' {
+		if link, err = os.Readlink(e.host); err != nil {
 			return err
 		}
 	}
-	hdr, err := tar.FileInfoHeader(fi, link)
+	hdr, err := tar.FileInfoHeader(e.fi, link)
 	if err != nil {
-		return fmt.Errorf("%s: %w", host, err)
+		return fmt.Errorf("%s: %w", e.host, err)
 	}
-	hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
+	hdr.Name, hdr.Uname, hdr.Gname = e.name, "", ""
 	hdr.Uid, hdr.Gid = p.owner.uid, p.owner.gid
 	hdr.Format = tar.FormatPAX
-	if fi.IsDir() {
+	if kind == 'd' {
 		hdr.Name += "/"
 	}
-	if p.mode != nil && fi.Mode()&fs.ModeSymlink == 0 {
+	if p.mode != nil && kind != 'l' {
 		hdr.Mode = int64(*p.mode)
-	}
-	if !fi.Mode().IsRegular() && !fi.IsDir() && link == "" {
-		return fmt.Errorf("%s: cannot copy a %s", host, fi.Mode().Type())
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	if !fi.Mode().IsRegular() {
+	if kind != 'f' {
 		return nil
 	}
-	f, err := os.Open(host)
+	f, err := os.Open(e.host)
 	if err != nil {
 		return err
 	}

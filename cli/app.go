@@ -31,14 +31,16 @@ func App() *ucli.App {
 		HideVersion:            true,
 		Flags:                  globalFlags(),
 		UseShortOptionHandling: true,
-		Suggest:                true,
-		ExitErrHandler:         func(*ucli.Context, error) {}, // main prints the error once
+		// "-e A=1,2" is one value, as in Buildah and Docker.
+		DisableSliceFlagSeparator: true,
+		Suggest:                   true,
+		ExitErrHandler:            func(*ucli.Context, error) {}, // main prints the error once
 		Commands: []*ucli.Command{
 			pullCommand(), pushCommand(), imagesCommand(), tagCommand(), inspectCommand(),
 			rmiCommand(), loginCommand(), logoutCommand(), infoCommand(), versionCommand(),
 			unshareCommand(), fromCommand(), containersCommand(), configCommand(), mountCommand(),
 			umountCommand(), rmCommand(), runCommand(), copyCommand(), addCommand(),
-			commitCommand(),
+			commitCommand(), budCommand(),
 		},
 		OnUsageError: usageError,
 	}

@@ -20,6 +20,7 @@ func imagesCommand() *ucli.Command {
 		Name:  "images",
 		Usage: "list images in local storage",
 		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "also list the build cache's intermediate images"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON"},
 			quietFlag("print only image IDs"),
 			&ucli.BoolFlag{Name: "noheading", Aliases: []string{"n"}, Usage: "print no header line"},
@@ -30,7 +31,7 @@ func imagesCommand() *ucli.Command {
 				return err
 			}
 			return withStore(c, func(ctx context.Context, s *storage.Store) error {
-				images, err := s.Images(ctx)
+				images, err := s.Images(ctx, c.Bool("all"))
 				if err != nil {
 					return err
 				}

@@ -26,7 +26,7 @@ func rmiCommand() *ucli.Command {
 			return withStore(c, func(ctx context.Context, s *storage.Store) error {
 				names := c.Args().Slice()
 				if all {
-					images, err := s.Images(ctx)
+					images, err := s.Images(ctx, true)
 					if err != nil {
 						return err
 					}

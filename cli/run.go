@@ -62,7 +62,7 @@ func runAction(c *ucli.Context) error {
 		}
 		log, _ := logger(c)
 		status, err := build.Run(ctx, s, ctr, build.RunOptions{
-			Args: args, Env: c.StringSlice("env"), WorkDir: c.String("workingdir"), User: c.String("user"),
+			Args: args, Env: hostEnv(c.StringSlice("env")), WorkDir: c.String("workingdir"), User: c.String("user"),
 			Hostname: c.String("hostname"), Network: network, Volumes: volumes, TTY: c.Bool("tty"),
 			Stdin: stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Logger: log,
 		})
@@ -74,6 +74,20 @@ func runAction(c *ucli.Context) error {
 		}
 		return nil
 	})
+}
+
+// hostEnv completes `--env KEY` (no value) from forge's own environment, as Buildah and
+// Docker do; a KEY that is not set there is left out.
+func hostEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		if strings.Contains(e, "=") {
+			out = append(out, e)
+		} else if v, ok := os.LookupEnv(e); ok {
+			out = append(out, e+"="+v)
+		}
+	}
+	return out
 }
 
 // parseVolumes reads --volume SRC:DEST[:OPTIONS]; the source must exist.

@@ -30,7 +30,7 @@ func layerCount(t *testing.T, s *storage.Store) int {
 
 func imageNames(t *testing.T, s *storage.Store) map[string][]string {
 	t.Helper()
-	images, err := s.Images(context.Background())
+	images, err := s.Images(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ type Image struct {
 	Size    int64     `json:"size"`
 }
 
-// Images lists the local images, newest first.
-func (s *Store) Images(ctx context.Context) ([]Image, error) {
+// Images lists the local images, newest first; build cache entries only with all.
+func (s *Store) Images(ctx context.Context, all bool) ([]Image, error) {
 	stored, err := s.store.Images()
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
@@ -34,6 +34,9 @@ func (s *Store) Images(ctx context.Context) ([]Image, error) {
 	for i := range stored {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if !all && isIntermediate(&stored[i]) {
+			continue
 		}
 		out = append(out, s.describe(&stored[i]))
 	}

@@ -57,28 +57,49 @@ func (s *Store) lookup(sys *types.SystemContext, name string) (*cstorage.Image, 
 	} else if !errors.Is(err, cstorage.ErrImageUnknown) && !idPrefix.MatchString(name) {
 		return nil, fmt.Errorf("look up image %s: %w", name, err)
 	}
-	candidates, err := shortnames.ResolveLocally(sys, name)
+	candidates, err := localCandidates(sys, name)
 	if err != nil {
 		if idPrefix.MatchString(name) {
 			return nil, fmt.Errorf("%s: %w", name, ErrImageUnknown)
 		}
-		return nil, fmt.Errorf("invalid image name %q: %w", name, err)
+		return nil, err
 	}
 	for _, c := range candidates {
-		if img, err := s.store.Image(c.String()); err == nil {
+		if img, err := s.store.Image(c); err == nil {
 			return img, nil
 		}
 	}
 	return nil, fmt.Errorf("%s: %w", name, ErrImageUnknown)
 }
 
+// localCandidates lists the stored names a user's name can mean: the name with
+// localhost/ (what forge names local builds), then what registries.conf's aliases and
+// unqualified-search registries make of it. Without any registries.conf the localhost/
+// form still works.
+func localCandidates(sys *types.SystemContext, name string) ([]string, error) {
+	var out []string
+	if !hasDomain(name) {
+		if named, err := LocalName(name); err == nil {
+			out = append(out, named.String())
+		}
+	}
+	resolved, err := shortnames.ResolveLocally(sys, name)
+	if err != nil && len(out) == 0 {
+		return nil, fmt.Errorf("invalid image name %q: %w", name, err)
+	}
+	for _, c := range resolved {
+		out = append(out, c.String())
+	}
+	return out, nil
+}
+
 // matchedName returns the stored name of img that the user meant by name, or "" when
 // the user named it by ID.
 func matchedName(sys *types.SystemContext, img *cstorage.Image, name string) string {
 	want := map[string]bool{name: true}
-	if candidates, err := shortnames.ResolveLocally(sys, name); err == nil {
+	if candidates, err := localCandidates(sys, name); err == nil {
 		for _, c := range candidates {
-			want[c.String()] = true
+			want[c] = true
 		}
 	}
 	for _, n := range img.Names {

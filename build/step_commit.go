@@ -1,0 +1,161 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+
+	"github.com/forge-build/forge/commit"
+)
+
+// quietLogger silences the per-commit notes of intermediate images.
+func quietLogger(*slog.Logger) *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// moveTo continues the stage from a cached image.
+func (r *stageRun) moveTo(ctx context.Context, id, key string) error {
+	cfg, err := r.b.store.ImageConfig(ctx, id)
+	if err != nil {
+		return err
+	}
+	r.imageID, r.key, r.config = id, key, cfg
+	r.pending, r.dirs = nil, nil
+	if r.ctr != nil {
+		r.b.removeContainer(r.ctr)
+		r.ctr = nil
+	}
+	return nil
+}
+
+// ensureContainer makes the working container the next step runs in.
+func (r *stageRun) ensureContainer(ctx context.Context) error {
+	if r.ctr != nil {
+		return nil
+	}
+	ctr, err := r.b.newContainer(ctx, r.imageID)
+	if err != nil {
+		return err
+	}
+	r.ctr = ctr
+	return nil
+}
+
+// makeDirs creates the WORKDIRs set since the last step that touched files, owned by
+// the stage's USER as BuildKit does.
+func (r *stageRun) makeDirs(ctx context.Context) (retErr error) {
+	if len(r.dirs) == 0 {
+		return nil
+	}
+	rootfs, err := r.b.store.Mount(r.ctr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := r.b.store.Unmount(r.ctr, false); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	owner, err := resolveOwner(rootfs, r.config.Config.User)
+	if err != nil {
+		owner = idPair{}
+	}
+	for _, dir := range r.dirs {
+		if err := mkdirOwned(rootfs, dir, owner); err != nil {
+			return fmt.Errorf("WORKDIR %s: %w", dir, err)
+		}
+	}
+	r.dirs = nil
+	return ctx.Err()
+}
+
+// mkdirOwned creates dir inside rootfs if it is missing; only the directories it creates
+// get the owner.
+func mkdirOwned(rootfs, dir string, owner idPair) error {
+	var created []string
+	for p := dir; p != "/" && p != "."; p = parentDir(p) {
+		if h, err := pathrs.OpenInRoot(rootfs, p); err == nil {
+			h.Close()
+			break
+		}
+		created = append(created, p)
+	}
+	if err := pathrs.MkdirAll(rootfs, dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range created {
+		h, err := pathrs.OpenInRoot(rootfs, p)
+		if err != nil {
+			return err
+		}
+		err = unix.Fchownat(int(h.Fd()), "", owner.uid, owner.gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		h.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parentDir(p string) string {
+	i := strings.LastIndex(strings.TrimSuffix(p, "/"), "/")
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+// commitStep commits the working container as the stage's next image, records it under
+// the current key and drops the container.
+func (r *stageRun) commitStep(ctx context.Context) error {
+	r.ctr.Config = r.config
+	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
+		Format: r.b.opts.Format, CreatedBy: strings.Join(r.pending, "; "), Logger: quietLogger(r.b.log),
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.b.store.SetCacheKey(id, r.key); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))
+	r.b.removeContainer(r.ctr)
+	r.ctr = nil
+	return r.moveTo(ctx, id, r.key)
+}
+
+// result finishes the stage: when instructions were applied since the last image (or
+// without the layer cache), one more commit makes the stage's image.
+func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
+	if len(r.pending) > 0 || len(r.dirs) > 0 || r.imageID == "" {
+		if !r.b.opts.NoLayers && !r.b.opts.NoCache {
+			id, err := r.b.store.CachedImage(r.key)
+			if err != nil {
+				return nil, err
+			}
+			if id != "" {
+				fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
+				return r.finalResult(ctx, id)
+			}
+		}
+		if err := r.ensureContainer(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.makeDirs(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.commitStep(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
+}
+
+func (r *stageRun) finalResult(ctx context.Context, id string) (*stageResult, error) {
+	if err := r.moveTo(ctx, id, r.key); err != nil {
+		return nil, err
+	}
+	return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
+}

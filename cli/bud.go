@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/forge-build/forge/build"
+	"github.com/forge-build/forge/rootless"
+	"github.com/forge-build/forge/storage"
+)
+
+func budCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "bud",
+		Aliases:   []string{"build", "build-using-dockerfile"},
+		Usage:     "build an image from a Dockerfile (or Containerfile)",
+		ArgsUsage: "[CONTEXT]",
+		Flags: append(registryFlags(),
+			&ucli.StringSliceFlag{Name: "tag", Aliases: []string{"t"}, Usage: "`NAME` of the image (repeatable; docker://REF pushes it there)"},
+			&ucli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "`PATH` of the Dockerfile (- for standard input)"},
+			&ucli.StringSliceFlag{Name: "build-arg", Usage: "`KEY=VALUE` for an ARG (KEY alone takes the value from the environment)"},
+			&ucli.StringFlag{Name: "target", Usage: "build up to the `STAGE` named"},
+			&ucli.BoolFlag{Name: "no-cache", Usage: "run every step, not reusing cached results"},
+			&ucli.BoolFlag{Name: "layers", Value: true, Usage: "keep a cached image for each step (false: one layer per stage)"},
+			&ucli.StringFlag{Name: "pull", Value: "missing", Usage: "pull `POLICY` for base images: always, missing or never"},
+			&ucli.StringFlag{Name: "iidfile", Usage: "write the image ID to `FILE`"},
+			quietFlag("print only the image ID"),
+			&ucli.StringFlag{Name: "format", Value: "oci", Usage: "image `FORMAT`: oci or docker"},
+			&ucli.StringSliceFlag{Name: "label", Usage: "add `KEY=VALUE` to the image's labels (repeatable)"},
+			&ucli.StringFlag{Name: "network", Value: "host", Usage: "network `MODE` of RUN steps: host or none"},
+		),
+		Action: budAction,
+	}
+}
+
+func budAction(c *ucli.Context) error {
+	if err := needArgs(c, 0, 1, "[flags] [CONTEXT]"); err != nil {
+		return err
+	}
+	o, err := budOptions(c)
+	if err != nil {
+		return err
+	}
+	return withStore(c, func(ctx context.Context, s *storage.Store) error {
+		id, err := rootless.Current()
+		if err != nil {
+			return err
+		}
+		info, err := s.Info()
+		if err != nil {
+			return err
+		}
+		o.IgnoreChownErrors = id.Mode == rootless.ModeSingle
+		o.DigestCachePath = filepath.Join(info.GraphRoot, "forge-context-digests.json")
+		log, _ := logger(c)
+		o.Logger = log
+		image, err := build.Build(ctx, s, o)
+		if err != nil {
+			return err
+		}
+		if err := pushTags(ctx, c, s, image); err != nil {
+			return err
+		}
+		if f := c.String("iidfile"); f != "" {
+			if err := os.WriteFile(f, []byte("sha256:"+image), 0o644); err != nil {
+				return fmt.Errorf("--iidfile: %w", err)
+			}
+		}
+		fmt.Fprintln(c.App.Writer, image)
+		return nil
+	})
+}
+
+// budOptions maps the flags of `forge bud` onto build.Options.
+func budOptions(c *ucli.Context) (build.Options, error) {
+	pull, err := storage.ParsePullPolicy(c.String("pull"))
+	if err != nil {
+		return build.Options{}, fmt.Errorf("--pull: %w", err)
+	}
+	network := c.String("network")
+	if network != "host" && network != "none" {
+		return build.Options{}, fmt.Errorf("--network %q: want host or none", network)
+	}
+	args, err := buildArgs(c.StringSlice("build-arg"))
+	if err != nil {
+		return build.Options{}, err
+	}
+	o := build.Options{
+		ContextDir: c.Args().First(), Dockerfile: c.String("file"), Stdin: c.App.Reader,
+		BuildArgs: args, Target: c.String("target"), NoCache: c.Bool("no-cache"), NoLayers: !c.Bool("layers"),
+		Pull: pull, Registry: registryOptions(c), Format: c.String("format"), Labels: c.StringSlice("label"),
+		Network: network, Tags: c.StringSlice("tag"), Out: c.App.Writer, Err: c.App.ErrWriter,
+	}
+	if c.Bool("quiet") {
+		o.Out, o.Err = io.Discard, c.App.ErrWriter
+	}
+	if o.Format != "oci" && o.Format != "docker" {
+		return o, fmt.Errorf("--format %q: want oci or docker", o.Format)
+	}
+	for _, t := range o.Tags {
+		if strings.HasPrefix(t, "docker://") {
+			continue
+		}
+		if _, err := storage.LocalName(t); err != nil {
+			return o, fmt.Errorf("--tag: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// buildArgs reads --build-arg KEY=VALUE; KEY alone takes its value from the environment.
+func buildArgs(values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range values {
+		k, val, found := strings.Cut(v, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--build-arg %q: want KEY=VALUE", v)
+		}
+		if !found {
+			env, ok := os.LookupEnv(k)
+			if !ok {
+				continue
+			}
+			val = env
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+// pushTags pushes the built image to the docker:// tags, as Buildah does with -t docker://.
+func pushTags(ctx context.Context, c *ucli.Context, s *storage.Store, image string) error {
+	for _, t := range c.StringSlice("tag") {
+		if !strings.HasPrefix(t, "docker://") {
+			continue
+		}
+		_, err := s.Push(ctx, image, t, storage.PushOptions{Registry: registryOptions(c), Format: c.String("format"), Progress: c.App.ErrWriter})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
