@@ -11,7 +11,7 @@ UNIT_PKGS = $(shell $(GO) list -tags "$(TAGS)" ./... | grep -vx 'github.com/forg
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit lint demo clean
+.PHONY: all build test unit lint demo clean fuzz
 
 all: build
 
@@ -26,6 +26,12 @@ build:
 # End-to-end run as root: installs what it needs, then tests as an unprivileged user.
 test:
 	tests/run.sh
+
+# Each native fuzz target runs briefly (FUZZTIME each); CI runs this after the tests.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./commit/
 
 unit:
 	$(GO) test -tags "$(TAGS)" $(UNIT_PKGS)

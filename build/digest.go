@@ -197,12 +197,18 @@ type DigestStats struct{ Reads, Hits int64 }
 
 // Stats says how much work the cache saved.
 func (c *DigestCache) Stats() DigestStats {
+	if c == nil {
+		return DigestStats{}
+	}
 	return DigestStats{Reads: c.reads.Load(), Hits: c.hits.Load()}
 }
 
 // Save writes the entries of the files looked at since loading (dropping the others)
 // atomically: to a temporary file renamed over the old one.
 func (c *DigestCache) Save() (retErr error) {
+	if c == nil || c.path == "" {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	keep := make(map[string]cachedSum, len(c.seen))
@@ -308,6 +314,6 @@ func keyOf(fi fs.FileInfo) (statKey, bool) {
 		Mtime: st.Mtim.Nano(),
 		Ctime: st.Ctim.Nano(),
 		Ino:   st.Ino,
-		Dev:   uint64(st.Dev), //nolint:unconvert // int32 on some platforms
+		Dev:   uint64(st.Dev), // narrower on some architectures
 	}, true
 }

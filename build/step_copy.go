@@ -42,15 +42,24 @@ func (r *stageRun) copyStep(ctx context.Context, cmd instructions.Command, spec 
 		if extra, err = r.contextDigest(ctx, sources, spec.add); err != nil {
 			return err
 		}
-	} else {
-		dir, id, err := r.copySource(ctx, spec.from)
-		if err != nil {
+	}
+	fromID := ""
+	if spec.from != "" {
+		if fromID, err = r.copySource(ctx, spec.from); err != nil {
 			return err
 		}
-		opts.ContextDir, extra = dir, "from:"+id
+		extra = "from:" + fromID
 	}
 	text := instructionText(r.b.df, cmd)
 	return r.layerStep(ctx, text, extra+"\n"+strings.Join(sources, "\n")+"\n"+spec.paths.DestPath, func(ctx context.Context) error {
+		if fromID != "" {
+			// Mounted only when the step runs: a cache hit mounts nothing.
+			dir, err := r.b.mountImage(fromID)
+			if err != nil {
+				return err
+			}
+			opts.ContextDir = dir
+		}
 		return r.copyInto(ctx, sources, spec.paths.DestPath, opts)
 	})
 }
@@ -84,29 +93,29 @@ func (r *stageRun) contextDigest(ctx context.Context, sources []string, add bool
 	return d.String(), nil
 }
 
-// copySource mounts what COPY --from names: an earlier stage (by name or index) or an
-// image, which is pulled as --pull says.
-func (r *stageRun) copySource(ctx context.Context, from string) (dir, id string, err error) {
+// copySource finds the image COPY --from names: an earlier stage (by name or index) or
+// an image, which is pulled as --pull says.
+func (r *stageRun) copySource(ctx context.Context, from string) (string, error) {
+	var id string
 	if i, ok := r.b.stageIndex(from, r.index); ok {
 		dep, err := r.b.buildStage(ctx, i)
 		if err != nil {
-			return "", "", err
+			return "", err
 		}
 		id = dep.imageID
 	} else if _, isLater := r.b.names[strings.ToLower(from)]; isLater || isStageNumber(from) {
-		return "", "", fmt.Errorf("--from=%s: no stage named %s before this one", from, from)
+		return "", fmt.Errorf("--from=%s: no stage named %s before this one", from, from)
 	} else {
 		img, err := r.b.store.Pull(ctx, from, storage.PullOptions{Registry: r.b.opts.Registry, Policy: r.b.opts.Pull, Progress: r.b.errOut})
 		if err != nil {
-			return "", "", fmt.Errorf("--from=%s: %w", from, err)
+			return "", fmt.Errorf("--from=%s: %w", from, err)
 		}
 		id = img.ID
 	}
 	if id == "" {
-		return "", "", fmt.Errorf("--from=%s: the stage is empty (FROM scratch with no files)", from)
+		return "", fmt.Errorf("--from=%s: the stage is empty (FROM scratch with no files)", from)
 	}
-	dir, err = r.b.mountImage(id)
-	return dir, id, err
+	return id, nil
 }
 
 func isStageNumber(s string) bool {
