@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 
 	"github.com/forge-build/forge/commit"
@@ -224,12 +223,4 @@ func (b *builder) close() {
 	if err := errors.Join(errs...); err != nil {
 		b.log.Warn("could not unmount images", "err", err)
 	}
-}
-
-// contextPath is a path relative to the build context, for messages.
-func (b *builder) contextPath(p string) string {
-	if rel, err := filepath.Rel(b.bctx.Dir, p); err == nil {
-		return rel
-	}
-	return p
 }
