@@ -70,53 +70,13 @@ func firstLine(data []byte) string {
 
 // checkSupported refuses the BuildKit-era features that forge does not implement yet.
 func checkSupported(cmd instructions.Command) error {
-	unsupported := func(what string) error { return fmt.Errorf("%s is %w", what, ErrNotSupported) }
 	switch c := cmd.(type) {
 	case *instructions.RunCommand:
-		if len(c.Files) > 0 {
-			return unsupported("a heredoc in RUN")
-		}
-		if len(c.FlagsUsed) > 0 {
-			return unsupported("RUN --" + c.FlagsUsed[0])
-		}
-	case *instructions.CopyCommand:
-		switch {
-		case len(c.SourceContents) > 0:
-			return unsupported("a heredoc in COPY")
-		case c.Link:
-			return unsupported("COPY --link")
-		case c.Parents:
-			return unsupported("COPY --parents")
-		case len(c.ExcludePatterns) > 0:
-			return unsupported("COPY --exclude")
-		}
+		return checkRun(c)
 	case *instructions.AddCommand:
-		switch {
-		case len(c.SourceContents) > 0:
-			return unsupported("a heredoc in ADD")
-		case c.Link:
-			return unsupported("ADD --link")
-		case len(c.ExcludePatterns) > 0:
-			return unsupported("ADD --exclude")
-		case c.Checksum != "":
-			return unsupported("ADD --checksum")
-		case c.KeepGitDir != nil:
-			return unsupported("ADD --keep-git-dir")
-		case c.Unpack != nil:
-			return unsupported("ADD --unpack")
-		}
-		for _, src := range c.SourcePaths {
-			if isGitURL(src) {
-				return unsupported("ADD of a git repository")
-			}
-		}
+		return checkAdd(c)
 	}
 	return nil
-}
-
-func isGitURL(s string) bool {
-	return strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "git://") ||
-		strings.HasSuffix(strings.SplitN(s, "#", 2)[0], ".git") && isURL(s)
 }
 
 // instructionText is an instruction as written, on one line, for messages.

@@ -29,6 +29,7 @@ type RunOptions struct {
 	Hostname string
 	Network  string // "host" (default) or "none"
 	Volumes  []sandbox.Volume
+	Tmpfs    []sandbox.Tmpfs
 	TTY      bool
 	Stdin    io.Reader
 	Stdout   io.Writer
@@ -64,6 +65,7 @@ func Run(ctx context.Context, s *storage.Store, c *storage.Container, o RunOptio
 		Hostname: firstNonEmpty(o.Hostname, shortID(c.ID)),
 		Network:  o.Network,
 		Volumes:  o.Volumes,
+		Tmpfs:    o.Tmpfs,
 		TTY:      o.TTY,
 		Stdin:    o.Stdin,
 		Stdout:   o.Stdout,

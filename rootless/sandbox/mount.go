@@ -59,13 +59,18 @@ func mountOne(root *os.File, m specs.Mount) error {
 		return err
 	}
 	// Kernel filesystems go on real directories only: no symlink anywhere on the way.
-	target, err := openTarget(root, m.Destination, dir, !bind)
+	target, err := openTarget(root, m.Destination, dir, !bind && m.Source != userTmpfs)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
 	if bind {
-		if err := unix.Mount(m.Source, procFD(target), "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+		src, err := openSource(m)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if err := unix.Mount(procFD(src), procFD(target), "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
 		return setAttrs(root, m.Destination, attrs, flags&unix.MS_REC != 0)
@@ -86,6 +91,33 @@ func mountOne(root *os.File, m specs.Mount) error {
 		return nil // POSIX message queues are optional
 	}
 	return fmt.Errorf("mount %s: %w", m.Destination, err)
+}
+
+// openSource opens the source of a bind mount as an O_PATH handle, in this mount
+// namespace. A subpath is resolved inside the source directory by openat2
+// RESOLVE_IN_ROOT: `..` and symlinks, absolute or relative, stay inside it.
+func openSource(m specs.Mount) (*os.File, error) {
+	rel, ok := subpath(m)
+	if !ok {
+		f, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		return f, nil
+	}
+	root, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	defer root.Close()
+	fd, err := unix.Openat2(int(root.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: source %s: %w", m.Destination, rel, err)
+	}
+	return os.NewFile(uintptr(fd), rel), nil
 }
 
 // parseOptions splits mount options into mount(2) flags, the equivalent mount_setattr
@@ -114,6 +146,9 @@ func parseOptions(opts []string) (flags uintptr, attrs uint64, data string) {
 			flags |= unix.MS_STRICTATIME
 		case "rw", "private", "rprivate":
 		default:
+			if strings.HasPrefix(o, subpathOption) {
+				continue
+			}
 			rest = append(rest, o)
 		}
 	}

@@ -126,7 +126,11 @@ func isDirSource(m specs.Mount) (bool, error) {
 	if !isBind(m) {
 		return true, nil
 	}
-	st, err := os.Stat(m.Source)
+	src, err := sourcePath(m)
+	if err != nil {
+		return false, fmt.Errorf("mount %s: %w", m.Destination, err)
+	}
+	st, err := os.Stat(src)
 	if err != nil {
 		return false, fmt.Errorf("mount %s: %w", m.Destination, err)
 	}
@@ -205,14 +209,27 @@ func removeMountpoints(root string, created []string) error {
 	return errors.Join(errs...)
 }
 
+// removeMountpoint removes one created mount point. The command may have replaced what
+// Run created, with a symlink for instance: no symlink is followed on the way (one found
+// means the path is no longer what Run made, and it is left alone), and nothing outside
+// root is reached.
 func removeMountpoint(root, p string) error {
-	parent, err := pathrs.OpenInRoot(root, path.Dir(p))
-	if errors.Is(err, fs.ErrNotExist) {
+	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer rootDir.Close()
+	fd, err := unix.Openat2(int(rootDir.Fd()), path.Dir(p), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	parent := os.NewFile(uintptr(fd), path.Dir(p))
 	defer parent.Close()
 	dirfd, base := int(parent.Fd()), path.Base(p)
 	var st unix.Stat_t

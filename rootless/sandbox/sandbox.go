@@ -9,9 +9,14 @@
 // capabilities, switches user and execs the command. Run is called by a process that is
 // already root in forge's user and mount namespace (or real root).
 //
+// Volumes are bind mounts; one with a Root has its source resolved inside that root by the
+// child itself (openat2 RESOLVE_IN_ROOT), so a symlink swapped in meanwhile cannot redirect
+// it. Tmpfs mounts are made fresh for the run. Both are mounted the shallower target first.
+//
 // Files that only exist for the run (/etc/hosts, /etc/resolv.conf, /etc/hostname) are
 // bind-mounted from a private temporary directory; mount points Run had to create in the
-// root filesystem are removed again afterwards, so none of them is committed into an image.
+// root filesystem are removed again afterwards, so none of them is committed into an image;
+// the removal follows no symlink the command may have put in their place.
 //
 // no_new_privs is not set: as in Docker, setuid programs inside the image (su, ping) keep
 // working. They cannot gain more than forge's user namespace holds, and the bounding set
@@ -51,6 +56,7 @@ type Config struct {
 	Hostname string   // default: a short name derived from RootFS
 	Network  string   // NetworkHost (default) or NetworkNone
 	Volumes  []Volume // bind mounts
+	Tmpfs    []Tmpfs  // tmpfs mounts
 	TTY      bool     // allocate a pseudo-terminal for the command
 	Stdin    io.Reader
 	Stdout   io.Writer
@@ -60,9 +66,19 @@ type Config struct {
 
 // Volume is a bind mount of a host path into the sandbox.
 type Volume struct {
-	Source   string // host path; must exist
+	Source   string // host path; must exist. With Root: a path inside Root
 	Dest     string // path inside the container, resolved inside RootFS
 	ReadOnly bool
+	// Root, when set, is the directory Source is resolved in: `..` and symlinks (even one
+	// that changes while the sandbox starts) cannot lead out of it, because the sandbox
+	// opens Source with openat2(RESOLVE_IN_ROOT) when it makes the mount.
+	Root string
+}
+
+// Tmpfs is a tmpfs mounted into the sandbox for the run only.
+type Tmpfs struct {
+	Dest string // path inside the container, resolved inside RootFS
+	Size int64  // bytes; 0 for the kernel's default (half of the RAM)
 }
 
 // Network modes.

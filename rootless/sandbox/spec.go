@@ -8,8 +8,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate"
 )
@@ -198,6 +201,17 @@ func mountList(cfg Config) ([]specs.Mount, error) {
 	for _, f := range []string{etcHosts, etcResolv, etcHostname} {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: f, Options: []string{"bind", "nosuid", "nodev", "noexec", "ro"}})
 	}
+	user, err := userMounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(mounts, user...), nil
+}
+
+// userMounts are cfg's volumes and tmpfs mounts, the shallower first, so that a mount
+// inside another one's target is made on top of it.
+func userMounts(cfg Config) ([]specs.Mount, error) {
+	var mounts []specs.Mount
 	for _, v := range cfg.Volumes {
 		m, err := volumeMount(v)
 		if err != nil {
@@ -205,24 +219,84 @@ func mountList(cfg Config) ([]specs.Mount, error) {
 		}
 		mounts = append(mounts, m)
 	}
+	for _, t := range cfg.Tmpfs {
+		if t.Dest == "" || t.Size < 0 {
+			return nil, fmt.Errorf("tmpfs %q: a destination and a size >= 0 are required", t.Dest)
+		}
+		opts := []string{"nosuid", "nodev"}
+		if t.Size > 0 {
+			opts = append(opts, "size="+strconv.FormatInt(t.Size, 10))
+		}
+		mounts = append(mounts, specs.Mount{Destination: path.Clean("/" + t.Dest), Type: "tmpfs", Source: userTmpfs, Options: opts})
+	}
+	sort.SliceStable(mounts, func(i, j int) bool {
+		return pathDepth(mounts[i].Destination) < pathDepth(mounts[j].Destination)
+	})
 	return mounts, nil
+}
+
+func pathDepth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
 }
 
 // volumeMount checks v and describes it as a recursive bind mount.
 func volumeMount(v Volume) (specs.Mount, error) {
-	if v.Source == "" || v.Dest == "" {
+	if v.Source == "" && v.Root == "" || v.Dest == "" {
 		return specs.Mount{}, fmt.Errorf("volume %q:%q: source and destination are required", v.Source, v.Dest)
-	}
-	src, err := filepath.Abs(v.Source)
-	if err != nil {
-		return specs.Mount{}, fmt.Errorf("volume %s: %w", v.Source, err)
-	}
-	if _, err := os.Stat(src); err != nil {
-		return specs.Mount{}, fmt.Errorf("volume %s: source does not exist: %w", v.Source, err)
 	}
 	opts := []string{"rbind"}
 	if v.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	return specs.Mount{Destination: path.Clean("/" + v.Dest), Type: "bind", Source: src, Options: opts}, nil
+	src, err := filepath.Abs(v.Source)
+	if v.Root != "" {
+		if src, err = filepath.Abs(v.Root); err == nil {
+			if rel := strings.TrimPrefix(path.Clean("/"+filepath.ToSlash(v.Source)), "/"); rel != "" {
+				opts = append(opts, subpathOption+rel)
+			}
+		}
+	}
+	if err != nil {
+		return specs.Mount{}, fmt.Errorf("volume %s: %w", v.Source, err)
+	}
+	m := specs.Mount{Destination: path.Clean("/" + v.Dest), Type: "bind", Source: src, Options: opts}
+	if _, err := sourcePath(m); err != nil {
+		return specs.Mount{}, fmt.Errorf("volume %s: source does not exist: %w", v.Source, err)
+	}
+	return m, nil
+}
+
+// subpathOption marks a bind mount whose source is a path inside Source, resolved inside
+// it by the child (see Volume.Root). It is forge's own and never reaches mount(2).
+const subpathOption = "x-forge-subpath="
+
+// userTmpfs is the source name of a Config.Tmpfs mount, whose target may be reached
+// through symlinks inside the root, unlike the kernel filesystems of the sandbox.
+const userTmpfs = "forge-tmpfs"
+
+// subpath returns the subpath option of a bind mount.
+func subpath(m specs.Mount) (string, bool) {
+	for _, o := range m.Options {
+		if rel, ok := strings.CutPrefix(o, subpathOption); ok {
+			return rel, true
+		}
+	}
+	return "", false
+}
+
+// sourcePath is the host path a bind mount's source is now (a subpath resolved inside its
+// root), for the parent's checks; the child resolves it again when it mounts.
+func sourcePath(m specs.Mount) (string, error) {
+	src := m.Source
+	if rel, ok := subpath(m); ok {
+		var err error
+		if src, err = securejoin.SecureJoin(m.Source, rel); err != nil {
+			return "", err
+		}
+	}
+	_, err := os.Stat(src)
+	return src, err
 }
