@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,13 +32,22 @@ type Options struct {
 	Format     string   // "oci" (default) or "docker"
 	Labels     []string // --label KEY=VALUE, applied to the final image
 	Network    string   // RUN steps: "host" (default) or "none"
-	Tags       []string // names of the final image (storage.LocalName applied)
+	Secrets    []Secret // --secret: for RUN --mount=type=secret
+	// CacheMountDir keeps RUN --mount=type=cache directories; default CacheMountDir(the
+	// store's graph root).
+	CacheMountDir string
+	Tags          []string // names of the final image (storage.LocalName applied)
 	// DigestCachePath keeps the context files' content digests between builds.
 	DigestCachePath   string
 	IgnoreChownErrors bool
-	Out               io.Writer // STEP lines and the output of RUN steps
-	Err               io.Writer // pull progress
-	Logger            *slog.Logger
+	// Jobs is how many stages may build at once (--jobs); 0 means the number of CPUs.
+	Jobs int
+	// BuildContexts are the --build-context directories and images that COPY --from
+	// and FROM name.
+	BuildContexts []NamedContext
+	Out           io.Writer // STEP lines and the output of RUN steps
+	Err           io.Writer // pull progress
+	Logger        *slog.Logger
 }
 
 // Build builds a Dockerfile and returns the ID of the final image.
@@ -51,26 +61,12 @@ func Build(ctx context.Context, s *storage.Store, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Stages run in file order, so the output reads like the Dockerfile; a stage the
-	// target does not need is skipped.
-	needed := b.neededStages(target)
-	for i := 0; i < target; i++ {
-		if needed[i] {
-			if _, err := b.buildStage(ctx, i); err != nil {
-				return "", err
-			}
-		}
-	}
-	res, err := b.buildStage(ctx, target)
+	res, err := b.buildStages(ctx, target)
 	if err != nil {
 		return "", err
 	}
 	b.warnUnusedArgs()
-	id, err := b.finish(ctx, res)
-	if err != nil {
-		return "", err
-	}
-	return id, nil
+	return b.finish(ctx, res)
 }
 
 // readDockerfile finds and parses the Dockerfile the options name.
@@ -114,8 +110,12 @@ func (b *builder) targetStage() (int, error) {
 	return 0, fmt.Errorf("--target %s: %s has no stage named %s", b.opts.Target, b.df.File, b.opts.Target)
 }
 
-// stageIndex resolves a stage reference (name or index) that must exist before from.
+// stageIndex resolves a stage reference (name or index) that must exist before from. A
+// --build-context of that name hides the stage.
 func (b *builder) stageIndex(ref string, before int) (int, bool) {
+	if _, ok := b.namedContext(ref); ok {
+		return 0, false
+	}
 	if i, ok := b.names[strings.ToLower(ref)]; ok && i < before {
 		return i, true
 	}
@@ -125,35 +125,64 @@ func (b *builder) stageIndex(ref string, before int) (int, bool) {
 	return 0, false
 }
 
-// neededStages finds the stages the target depends on through FROM and COPY --from,
-// with names expanded by the global ARGs. A reference only known once its stage runs
-// (an ARG of that stage) is still built on demand.
-func (b *builder) neededStages(target int) map[int]bool {
-	needed := map[int]bool{}
+// stageGraph finds the stages the target depends on through FROM, COPY --from and RUN
+// --mount from=, with names expanded by the global ARGs, and what each of them uses. A
+// reference only known once its stage runs (an ARG of that stage) is still built on
+// demand. FROM a --build-context directory is refused here, at its line.
+func (b *builder) stageGraph(target int) (needed map[int]bool, deps map[int][]int, err error) {
+	needed, deps = map[int]bool{}, map[int][]int{}
 	expand := b.expander(newEnvGetter(b.global, nil))
-	var visit func(i int)
-	visit = func(i int) {
+	var visit func(i int) error
+	visit = func(i int) error {
 		if needed[i] {
-			return
+			return nil
 		}
 		needed[i] = true
 		st := &b.df.Stages[i]
-		refs := []string{st.BaseName}
-		for _, cmd := range st.Commands {
-			if c, ok := cmd.(*instructions.CopyCommand); ok && c.From != "" {
-				refs = append(refs, c.From)
+		if base, err := expand(st.BaseName); err == nil {
+			if nc, ok := b.namedContext(base); ok && nc.Dir != "" {
+				return &StepError{File: b.df.File, Line: fromLine(st), Instruction: "FROM " + st.BaseName,
+					Err: fmt.Errorf("FROM a --build-context directory (%s) is %w", nc.Name, ErrNotSupported)}
 			}
 		}
-		for _, ref := range refs {
-			if name, err := expand(ref); err == nil {
-				if dep, ok := b.stageIndex(name, i); ok {
-					visit(dep)
+		for _, ref := range stageRefs(st) {
+			name, err := expand(ref)
+			if err != nil {
+				continue
+			}
+			if dep, ok := b.stageIndex(name, i); ok {
+				deps[i] = append(deps[i], dep)
+				if err := visit(dep); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return needed, deps, visit(target)
+}
+
+// stageRefs are the names a stage uses other stages (or images) by, unexpanded.
+func stageRefs(st *instructions.Stage) []string {
+	refs := []string{st.BaseName}
+	for _, cmd := range st.Commands {
+		switch c := cmd.(type) {
+		case *instructions.CopyCommand:
+			if c.From != "" {
+				refs = append(refs, c.From)
+			}
+		case *instructions.RunCommand:
+			if !slices.Contains(c.FlagsUsed, "mount") {
+				continue
+			}
+			for _, m := range instructions.GetMounts(c) {
+				if m.From != "" {
+					refs = append(refs, m.From)
 				}
 			}
 		}
 	}
-	visit(target)
-	return needed
+	return refs
 }
 
 // warnUnusedArgs tells about --build-arg values no ARG consumed, as Docker does.
@@ -167,12 +196,4 @@ func (b *builder) warnUnusedArgs() {
 	if len(unused) > 0 {
 		b.log.Warn("build args were not consumed: " + strings.Join(unused, ", "))
 	}
-}
-
-// stageName is how a stage appears in messages.
-func stageName(st *instructions.Stage, i int) string {
-	if st.Name != "" {
-		return st.Name
-	}
-	return strconv.Itoa(i)
 }

@@ -14,18 +14,23 @@ import (
 
 // builder holds one Dockerfile build's state: the parsed file, the context, the global
 // ARGs and the stages built so far.
+//
+// Each stage runs with its own copy of the builder (see view): the fields that change
+// while stages run are either that copy's own (out, errOut, usedArgs, holding) or behind
+// the jobs pointer, which every copy shares.
 type builder struct {
 	store    *storage.Store
 	opts     Options
 	df       *Dockerfile
 	bctx     *Context
+	named    map[string]*NamedContext // --build-context, by lower-case name
 	digests  *DigestCache
 	global   map[string]string // ARGs before the first FROM
 	usedArgs map[string]bool
 	names    map[string]int // stage name -> index
-	results  map[int]*stageResult
-	building map[int]bool
-	mounted  []string // images mounted for COPY --from, unmounted at the end
+	deps     map[int][]int  // the stages each needed stage is known to use
+	jobs     *jobs          // the stages started, shared by all copies
+	holding  bool           // this copy runs a stage and holds one of the --jobs slots
 	out      io.Writer
 	errOut   io.Writer
 	log      *slog.Logger
@@ -40,7 +45,7 @@ type stageResult struct {
 
 func newBuilder(ctx context.Context, s *storage.Store, o Options) (*builder, error) {
 	b := &builder{store: s, opts: o, usedArgs: map[string]bool{}, names: map[string]int{},
-		results: map[int]*stageResult{}, building: map[int]bool{}, out: o.Out, errOut: o.Err, log: o.Logger}
+		out: o.Out, errOut: o.Err, log: o.Logger}
 	if b.out == nil {
 		b.out = io.Discard
 	}
@@ -60,9 +65,12 @@ func newBuilder(ctx context.Context, s *storage.Store, o Options) (*builder, err
 	}
 	b.df = df
 	for _, note := range df.Notes {
-		b.log.Info(note)
+		b.log.Warn(note)
 	}
 	if b.bctx, err = OpenContext(contextDir, dfPath); err != nil {
+		return nil, err
+	}
+	if b.named, err = openNamedContexts(o.BuildContexts); err != nil {
 		return nil, err
 	}
 	if o.DigestCachePath != "" {
@@ -104,23 +112,6 @@ func (b *builder) expander(env envGetter) func(string) (string, error) {
 		out, _, err := lex.ProcessWord(word, env)
 		return out, err
 	}
-}
-
-// buildStage builds stage i (and, first, the stages it uses), once.
-func (b *builder) buildStage(ctx context.Context, i int) (*stageResult, error) {
-	if r, ok := b.results[i]; ok {
-		return r, nil
-	}
-	if b.building[i] {
-		return nil, fmt.Errorf("%s: stage %s depends on itself", b.df.File, stageName(&b.df.Stages[i], i))
-	}
-	b.building[i] = true
-	r, err := newStageRun(b, i).run(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b.results[i] = r
-	return r, nil
 }
 
 // finish applies --label, names the final image and records the digest cache.
@@ -211,13 +202,19 @@ func (b *builder) mountImage(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b.mounted = append(b.mounted, id)
+	b.jobs.mu.Lock()
+	b.jobs.mounted = append(b.jobs.mounted, id)
+	b.jobs.mu.Unlock()
 	return dir, nil
 }
 
+// close unmounts what the build mounted; it runs once every stage has ended.
 func (b *builder) close() {
+	if b.jobs == nil {
+		return
+	}
 	var errs []error
-	for _, id := range b.mounted {
+	for _, id := range b.jobs.mounted {
 		errs = append(errs, b.store.UnmountImage(id))
 	}
 	if err := errors.Join(errs...); err != nil {

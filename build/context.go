@@ -82,12 +82,30 @@ func (c *Context) sources() sourceRoot {
 	return sourceRoot{dir: c.Dir, ignore: c.ignore, inContext: true}
 }
 
+// with returns r with COPY's --exclude patterns and --parents set.
+func (r sourceRoot) with(exclude []string, parents bool) (sourceRoot, error) {
+	r.parents = parents
+	if len(exclude) == 0 {
+		return r, nil
+	}
+	rules, err := newIgnoreRules(exclude)
+	if err != nil {
+		return r, fmt.Errorf("--exclude: %w", err)
+	}
+	r.exclude = rules
+	return r, nil
+}
+
 // sourceRoot resolves COPY/ADD sources on the host with Docker's rules and walks them.
 // Copy and Digest both go through it, so a cache key sees exactly the files a copy reads.
 type sourceRoot struct {
 	dir       string       // absolute context directory
 	ignore    *ignoreRules // nil: nothing is excluded
 	inContext bool         // absolute sources are relative to dir (Dockerfile COPY), not host paths
+	// exclude holds COPY --exclude patterns, matched against paths relative to each
+	// source (and a wildcard's matches, relative to the directory the wildcard lists).
+	exclude *ignoreRules
+	parents bool // COPY --parents: keep each source's path below the context root (or a /./ pivot)
 }
 
 // source is one resolved source.
@@ -98,6 +116,9 @@ type source struct {
 	isDir   bool
 	regular bool
 	archive bool
+	// include, for COPY --parents, is the source path below the directory source: only
+	// what it matches is copied, with the directories leading to it.
+	include *ignoreRules
 }
 
 // resolve finds the host files of one source: a relative source (and, for Dockerfile
@@ -110,6 +131,9 @@ func (r sourceRoot) resolve(ctx context.Context, src string) ([]source, error) {
 			return nil, fmt.Errorf("source %s: %w", src, unwrapPathError(err))
 		}
 		return []source{{host: src, name: filepath.Base(src), isDir: fi.IsDir(), regular: fi.Mode().IsRegular()}}, nil
+	}
+	if r.parents {
+		return r.resolveParents(ctx, src)
 	}
 	rel, err := r.relative(src)
 	if err != nil {
@@ -127,6 +151,7 @@ func (r sourceRoot) resolve(ctx context.Context, src string) ([]source, error) {
 		return nil, fmt.Errorf("source %s: %w", src, err)
 	}
 	var out []source
+	found := false
 	for _, m := range matches {
 		s, err := r.lookup(ctx, m)
 		if errors.Is(err, ErrNoSource) {
@@ -135,12 +160,46 @@ func (r sourceRoot) resolve(ctx context.Context, src string) ([]source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", src, err)
 		}
+		found = true
+		if excluded, err := r.excludedMatch(wildcardBase(rel), m); err != nil || excluded {
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", src, err)
+			}
+			continue
+		}
 		out = append(out, s)
 	}
-	if len(out) == 0 {
+	if !found {
 		return nil, fmt.Errorf("source %s: %w", src, ErrNoMatch)
 	}
 	return out, nil
+}
+
+// wildcardBase is the leading part of a wildcard path without wildcards: the directory
+// whose listing the wildcard matches.
+func wildcardBase(rel string) string {
+	parts := strings.Split(rel, "/")
+	for i, p := range parts {
+		if hasWildcard(p) {
+			return path.Join(append([]string{"."}, parts[:i]...)...)
+		}
+	}
+	return rel
+}
+
+// excludedMatch reports whether COPY --exclude drops a wildcard's match m (a context path
+// below base), as BuildKit's documentation says: `COPY --exclude=*.txt hom* /d/` copies no
+// home.txt. What is below a match that stays is matched relative to the match.
+func (r sourceRoot) excludedMatch(base, m string) (bool, error) {
+	if r.exclude == nil {
+		return false, nil
+	}
+	rel := m
+	if base != "." {
+		rel = strings.TrimPrefix(m, base+"/")
+	}
+	excluded, _, err := r.exclude.matchPath(rel)
+	return excluded, err
 }
 
 // relative turns a source into a clean slash path relative to the context root. A
@@ -291,27 +350,35 @@ func (r sourceRoot) walk(ctx context.Context, s source, fn func(entry) error) er
 		}
 		return fn(entry{host: s.host, fi: fi})
 	}
-	w := &walker{ctx: ctx, fn: fn}
-	var info patternmatcher.MatchInfo
+	w := &walker{ctx: ctx, fn: fn, exclude: r.exclude, include: s.include}
+	var at matchState
 	if s.rel != "" && r.ignore != nil {
 		w.ignore = r.ignore
 		var err error
-		if _, info, err = r.ignore.matchPath(s.rel); err != nil {
+		if _, at.ignore, err = r.ignore.matchPath(s.rel); err != nil {
 			return err
 		}
 	}
-	return w.dir(s.host, s.rel, "", info)
+	return w.dir(s.host, s.rel, "", at)
 }
 
+// walker walks a directory source. Up to three pattern sets decide what it reports: the
+// context's ignore file (on paths relative to the context root), COPY --exclude and the
+// COPY --parents path (both on paths relative to the source).
 type walker struct {
 	ctx     context.Context
 	ignore  *ignoreRules // nil: no exclusion
+	exclude *ignoreRules // nil: no exclusion
+	include *ignoreRules // nil: everything is included
 	fn      func(entry) error
-	pending []entry // excluded directories entered, not yet reported
+	pending []entry // directories entered but hidden, not yet reported
 }
 
+// matchState is where the pattern sets stand at a directory, for its children.
+type matchState struct{ ignore, exclude, include patternmatcher.MatchInfo }
+
 // dir walks the directory host (rel below the context root, name below the source).
-func (w *walker) dir(host, rel, name string, info patternmatcher.MatchInfo) error {
+func (w *walker) dir(host, rel, name string, at matchState) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -324,26 +391,52 @@ func (w *walker) dir(host, rel, name string, info patternmatcher.MatchInfo) erro
 		if e.fi, err = de.Info(); err != nil {
 			return err
 		}
-		childRel, excluded, childInfo := path.Join(rel, de.Name()), false, patternmatcher.MatchInfo{}
-		if w.ignore != nil {
-			if excluded, childInfo, err = w.ignore.match(childRel, info); err != nil {
-				return err
-			}
+		childRel := path.Join(rel, de.Name())
+		hidden, walkable, childAt, err := w.judge(e, childRel, at)
+		if err != nil {
+			return err
 		}
-		if err := w.visit(e, childRel, excluded, childInfo); err != nil {
+		if err := w.visit(e, childRel, hidden, walkable, childAt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *walker) visit(e entry, rel string, excluded bool, info patternmatcher.MatchInfo) error {
-	if excluded {
-		if !e.fi.IsDir() || !w.ignore.mayReinclude(rel) {
+// judge matches one entry: hidden means it is not reported for itself; walkable means it
+// is a hidden directory below which something may still be reported.
+func (w *walker) judge(e entry, rel string, at matchState) (hidden, walkable bool, next matchState, err error) {
+	ignored, excluded, included := false, false, true
+	if w.ignore != nil {
+		if ignored, next.ignore, err = w.ignore.match(rel, at.ignore); err != nil {
+			return false, false, next, err
+		}
+	}
+	if w.exclude != nil {
+		if excluded, next.exclude, err = w.exclude.match(e.name, at.exclude); err != nil {
+			return false, false, next, err
+		}
+	}
+	if w.include != nil {
+		if included, next.include, err = w.include.match(e.name, at.include); err != nil {
+			return false, false, next, err
+		}
+	}
+	hidden = ignored || excluded || !included
+	walkable = e.fi.IsDir() &&
+		(!ignored || w.ignore.mayReinclude(rel)) &&
+		(!excluded || w.exclude.mayReinclude(e.name)) &&
+		(included || mayMatchBelow(w.include.patterns, e.name))
+	return hidden, walkable, next, nil
+}
+
+func (w *walker) visit(e entry, rel string, hidden, walkable bool, at matchState) error {
+	if hidden {
+		if !walkable {
 			return nil
 		}
 		w.pending = append(w.pending, e)
-		err := w.dir(e.host, rel, e.name, info)
+		err := w.dir(e.host, rel, e.name, at)
 		if n := len(w.pending); n > 0 && w.pending[n-1].host == e.host {
 			w.pending = w.pending[:n-1] // nothing below it was reported
 		}
@@ -359,7 +452,7 @@ func (w *walker) visit(e entry, rel string, excluded bool, info patternmatcher.M
 		return err
 	}
 	if e.fi.IsDir() {
-		return w.dir(e.host, rel, e.name, info)
+		return w.dir(e.host, rel, e.name, at)
 	}
 	return nil
 }

@@ -44,6 +44,23 @@ type CopyOptions struct {
 	Add bool
 	// IgnoreChownErrors stores files as the caller's own when only one ID is mapped.
 	IgnoreChownErrors bool
+	// Exclude holds COPY --exclude patterns (.dockerignore syntax), matched against paths
+	// relative to each source, and against a wildcard's matches.
+	Exclude []string
+	// Parents is COPY --parents: each source keeps its path below the context root, or
+	// below a `/./` pivot in it; the destination is a directory.
+	Parents bool
+	// Inline files (the heredocs of COPY <<EOF) are copied after the sources.
+	Inline []InlineFile
+	// Checksum, for ADD of a URL, is the digest (sha256:...) the download must have.
+	Checksum string
+}
+
+// InlineFile is a file whose content is given: a heredoc of COPY or ADD. It is copied
+// with mode 0644 (or --chmod) and a zero modification time, as BuildKit makes it.
+type InlineFile struct {
+	Name string
+	Data string
 }
 
 // sourceRoot is where the options say sources are read.
@@ -51,7 +68,7 @@ func (o CopyOptions) sourceRoot() (sourceRoot, error) {
 	if o.Context != nil {
 		r := o.Context.sources()
 		r.inContext = o.SourcesInContext
-		return r, nil
+		return r.with(o.Exclude, o.Parents)
 	}
 	dir := o.ContextDir
 	if dir == "" {
@@ -61,14 +78,14 @@ func (o CopyOptions) sourceRoot() (sourceRoot, error) {
 	if err != nil {
 		return sourceRoot{}, err
 	}
-	return sourceRoot{dir: dir, inContext: o.SourcesInContext}, nil
+	return sourceRoot{dir: dir, inContext: o.SourcesInContext}.with(o.Exclude, o.Parents)
 }
 
 // Copy copies sources into the container at dest, with Docker's COPY rules: a trailing
 // slash or several sources make dest a directory; a directory's contents are copied; every
 // path in the container is resolved inside its root.
 func Copy(ctx context.Context, s *storage.Store, c *storage.Container, sources []string, dest string, o CopyOptions) (retErr error) {
-	if len(sources) == 0 {
+	if len(sources) == 0 && len(o.Inline) == 0 {
 		return errors.New("copy: no source given")
 	}
 	mode, err := parseChmod(o.Chmod)
@@ -114,7 +131,7 @@ func (p copyPlan) run(ctx context.Context, sources []string, dest, workdir strin
 	if err != nil {
 		return err
 	}
-	destIsDir := strings.HasSuffix(dest, "/") || len(items) > 1 || p.isDirInRoot(destPath)
+	destIsDir := strings.HasSuffix(dest, "/") || len(items) > 1 || p.opts.Parents || p.isDirInRoot(destPath)
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -180,7 +197,7 @@ func (p copyPlan) collect(ctx context.Context, sources []string) ([]source, func
 	var out []source
 	for _, src := range sources {
 		if p.opts.Add && isURL(src) {
-			s, done, err := fetchURL(ctx, src)
+			s, done, err := fetchURL(ctx, src, p.opts.Checksum)
 			if done != nil {
 				cleanups = append(cleanups, done)
 			}
@@ -198,6 +215,16 @@ func (p copyPlan) collect(ctx context.Context, sources []string) ([]source, func
 			s.archive = p.opts.Add && s.regular && isArchive(s.host)
 			out = append(out, s)
 		}
+	}
+	if len(p.opts.Inline) > 0 {
+		inline, done, err := writeInline(p.opts.Inline)
+		if done != nil {
+			cleanups = append(cleanups, done)
+		}
+		if err != nil {
+			return nil, cleanup, err
+		}
+		out = append(out, inline...)
 	}
 	return out, cleanup, nil
 }

@@ -3,6 +3,7 @@ package build
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -11,10 +12,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/opencontainers/go-digest"
 	"go.podman.io/storage/pkg/archive"
 )
 
@@ -94,11 +97,18 @@ func isArchive(host string) bool {
 }
 
 // fetchURL downloads an ADD source into a temporary file; like Docker, the file gets mode
-// 0600 and the server's Last-Modified time, and is never unpacked.
-func fetchURL(ctx context.Context, raw string) (source, func(), error) {
+// 0600 and the server's Last-Modified time, and is never unpacked. With a checksum
+// (ADD --checksum), content with another digest is an error.
+func fetchURL(ctx context.Context, raw, checksum string) (source, func(), error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return source{}, nil, fmt.Errorf("add %s: %w", raw, err)
+	}
+	var want digest.Digest
+	if checksum != "" {
+		if want, err = parseChecksum(checksum); err != nil {
+			return source{}, nil, err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
@@ -123,12 +133,20 @@ func fetchURL(ctx context.Context, raw string) (source, func(), error) {
 	if err != nil {
 		return source{}, done, err
 	}
-	_, err = io.Copy(f, resp.Body)
+	algorithm := digest.Canonical
+	if want != "" {
+		algorithm = want.Algorithm()
+	}
+	digester := algorithm.Digester()
+	_, err = io.Copy(io.MultiWriter(f, digester.Hash()), resp.Body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return source{}, done, fmt.Errorf("add %s: %w", raw, err)
+	}
+	if got := digester.Digest(); want != "" && got != want {
+		return source{}, done, fmt.Errorf("add %s: %w: want %s, got %s", raw, ErrChecksum, want, got)
 	}
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		_ = os.Chtimes(host, t, t)
@@ -136,6 +154,48 @@ func fetchURL(ctx context.Context, raw string) (source, func(), error) {
 		_ = os.Chtimes(host, time.Unix(0, 0), time.Unix(0, 0))
 	}
 	return source{host: host, name: name}, done, nil
+}
+
+// ErrChecksum is returned when a download does not have the digest ADD --checksum names.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// parseChecksum reads the value of ADD --checksum: ALGORITHM:HEX with a digest algorithm
+// this build has (sha256, sha384, sha512).
+func parseChecksum(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("--checksum=%s: want sha256:<64 hex digits>: %w", s, err)
+	}
+	return d, nil
+}
+
+// writeInline writes the heredoc files of a COPY or ADD to a temporary directory, with
+// mode 0644 and a zero modification time, and returns them as sources.
+func writeInline(files []InlineFile) ([]source, func(), error) {
+	dir, err := os.MkdirTemp("", "forge-heredoc-")
+	if err != nil {
+		return nil, nil, err
+	}
+	done := func() { os.RemoveAll(dir) }
+	var out []source
+	for i, f := range files {
+		name := path.Base(path.Clean("/" + f.Name))
+		if name == "/" || name == "." {
+			return nil, done, fmt.Errorf("heredoc %q: not a file name", f.Name)
+		}
+		host := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(host, []byte(f.Data), 0o644); err != nil {
+			return nil, done, err
+		}
+		if err := os.Chmod(host, 0o644); err != nil { // whatever the umask
+			return nil, done, err
+		}
+		if err := os.Chtimes(host, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+			return nil, done, err
+		}
+		out = append(out, source{host: host, name: name, regular: true})
+	}
+	return out, done, nil
 }
 
 // urlFileName picks the file name for a download: the server's, or the URL path's last part.

@@ -28,6 +28,10 @@ type DigestOptions struct {
 	// Add allows ADD's URL sources; a URL adds only its text to the digest (its content
 	// is not fetched). Without it a URL is a path, as for COPY.
 	Add bool
+	// Exclude and Parents are COPY's --exclude patterns and --parents: the digest covers
+	// the files the copy takes, no more.
+	Exclude []string
+	Parents bool
 }
 
 // Digest sums the sources of a COPY or ADD as the copy would see them: the same
@@ -39,7 +43,10 @@ type DigestOptions struct {
 // key must not change when a checkout touches files. Absolute sources are taken from the
 // context root, as in a Dockerfile.
 func (c *Context) Digest(ctx context.Context, sources []string, opts DigestOptions) (digest.Digest, error) {
-	r := c.sources()
+	r, err := c.sources().with(opts.Exclude, opts.Parents)
+	if err != nil {
+		return "", err
+	}
 	d := digest.SHA256.Digester()
 	h := d.Hash()
 	for _, src := range sources {

@@ -77,6 +77,7 @@ func readIgnoreFile(file string) (*ignoreRules, error) {
 type ignoreRules struct {
 	mu         sync.Mutex // the matcher compiles its patterns lazily, so it is not safe for concurrent use
 	pm         *patternmatcher.PatternMatcher
+	patterns   []string // the patterns that exclude (or, for COPY --parents, include)
 	exceptions []string // the `!` patterns, without the `!`
 }
 
@@ -93,6 +94,8 @@ func newIgnoreRules(patterns []string) (*ignoreRules, error) {
 	for _, p := range pm.Patterns() {
 		if p.Exclusion() {
 			r.exceptions = append(r.exceptions, p.String())
+		} else {
+			r.patterns = append(r.patterns, p.String())
 		}
 	}
 	return r, nil
@@ -130,8 +133,15 @@ func (r *ignoreRules) matchPath(rel string) (bool, patternmatcher.MatchInfo, err
 // exceptions (`!dir/*.md`, `!**/keep`), as BuildKit's fsutil does, by matching the
 // exception's leading segments against the directory's.
 func (r *ignoreRules) mayReinclude(dir string) bool {
+	return mayMatchBelow(r.exceptions, dir)
+}
+
+// mayMatchBelow reports whether one of the patterns can match a path below dir (a clean
+// slash path): it has more segments than dir and its leading ones match dir's, or it
+// holds `**`.
+func mayMatchBelow(patterns []string, dir string) bool {
 	dirParts := strings.Split(dir, "/")
-	for _, pat := range r.exceptions {
+	for _, pat := range patterns {
 		if strings.Contains(pat, "**") {
 			return true
 		}

@@ -38,7 +38,7 @@ func (r *stageRun) from(ctx context.Context) error {
 		}
 		r.imageID, r.key, r.config = dep.imageID, dep.key, dep.config.Clone()
 	default:
-		if err := r.fromImage(ctx, base); err != nil {
+		if err := r.fromImage(ctx, r.b.baseImage(base)); err != nil {
 			return fail(err)
 		}
 	}
