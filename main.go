@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"go.podman.io/storage/pkg/reexec"
 
@@ -35,10 +37,29 @@ func exitCode(err error) int {
 		// A child (the re-executed forge or a sandboxed command) already
 		// reported its failure; pass its status through unchanged.
 		if exit.Message != "" {
-			fmt.Fprintf(os.Stderr, "forge: %s\n", exit.Message)
+			fmt.Fprintf(os.Stderr, "forge: %s\n", oneLine(exit.Message))
 		}
 		return exit.Code
 	}
-	fmt.Fprintf(os.Stderr, "forge: %v\n", err)
+	fmt.Fprintf(os.Stderr, "forge: %s\n", oneLine(err.Error()))
 	return 1
+}
+
+// oneLine keeps an error to one printable line: a library's embedded newlines become
+// "; " and control characters from hostile input (terminal escapes, NULs) are escaped.
+func oneLine(msg string) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(msg) {
+		switch {
+		case r == '\n':
+			b.WriteString("; ")
+		case r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20 || r == 0x7f || r == utf8.RuneError || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

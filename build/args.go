@@ -1,6 +1,7 @@
 package build
 
 import (
+	"fmt"
 	"maps"
 	"runtime"
 	"slices"
@@ -10,6 +11,10 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
+
+// maxValue bounds an expanded ARG or ENV value: doubling a variable a few dozen times
+// would otherwise take all the memory there is.
+const maxValue = 1 << 20
 
 // proxyArgs are Docker's predefined ARGs: usable by RUN without an ARG instruction when
 // given with --build-arg, and kept out of the cache key and the image.
@@ -58,6 +63,9 @@ func (a *argScope) declare(kv instructions.KeyValuePairOptional, inherited map[s
 		value = v
 	} else {
 		return a.declareUnset(kv.Key)
+	}
+	if len(value) > maxValue {
+		return fmt.Errorf("the value of %s is over the limit of %d bytes", kv.Key, maxValue)
 	}
 	if _, seen := a.vars[kv.Key]; !seen {
 		a.order = append(a.order, kv.Key)

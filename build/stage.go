@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -28,10 +29,22 @@ type stageRun struct {
 	imageID string // the image the next step starts from; "" for scratch
 	key     string // cache key of the state so far
 	ctr     *storage.Container
-	pending []string // instructions applied since the last commit, for the history
-	dirs    []string // WORKDIRs to create before the next step that touches files
+	pending []string     // instructions applied since the last commit, for the history
+	dirs    []pendingDir // WORKDIRs to create before the next step that touches files
 	cmds    commit.Stage
 	step    int
+}
+
+// pendingDir is a WORKDIR still to be created, and the USER it is created as.
+type pendingDir struct{ path, user string }
+
+// runOutput is where RUN steps print: with the STEP lines, or on stderr when those are
+// suppressed (-q), so a failing command's output is never lost.
+func (r *stageRun) runOutput() io.Writer {
+	if r.b.out == io.Discard {
+		return r.b.errOut
+	}
+	return r.b.out
 }
 
 func newStageRun(b *builder, i int) *stageRun {
@@ -113,7 +126,7 @@ func (r *stageRun) dispatch(ctx context.Context, cmd instructions.Command) error
 		if err := r.meta(cmd); err != nil {
 			return err
 		}
-		r.dirs = append(r.dirs, r.config.Config.WorkingDir)
+		r.dirs = append(r.dirs, pendingDir{path: r.config.Config.WorkingDir, user: r.config.Config.User})
 		return nil
 	}
 	if commit.IsMetadata(cmd) {
@@ -136,6 +149,12 @@ func (r *stageRun) arg(c *instructions.ArgCommand) error {
 func (r *stageRun) meta(cmd instructions.Command) error {
 	if err := commit.ApplyInstruction(&r.config, cmd, r.env(), r.b.df.Escape, &r.cmds); err != nil {
 		return err
+	}
+	for _, e := range r.config.Config.Env {
+		if len(e) > maxValue {
+			k, _, _ := strings.Cut(e, "=")
+			return fmt.Errorf("the value of %s is over the limit of %d bytes", k, maxValue)
+		}
 	}
 	text := instructionText(r.b.df, cmd)
 	r.key = stepKey(r.key, text, r.args.env(), "")

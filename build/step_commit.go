@@ -30,21 +30,22 @@ func (r *stageRun) moveTo(ctx context.Context, id, key string) error {
 	return nil
 }
 
-// ensureContainer makes the working container the next step runs in.
+// ensureContainer makes (or brings up to date) the working container the next step runs
+// in: it carries the stage's configuration so far (USER, WORKDIR, ENV, SHELL).
 func (r *stageRun) ensureContainer(ctx context.Context) error {
-	if r.ctr != nil {
-		return nil
+	if r.ctr == nil {
+		ctr, err := r.b.newContainer(ctx, r.imageID)
+		if err != nil {
+			return err
+		}
+		r.ctr = ctr
 	}
-	ctr, err := r.b.newContainer(ctx, r.imageID)
-	if err != nil {
-		return err
-	}
-	r.ctr = ctr
+	r.ctr.Config = r.config.Clone()
 	return nil
 }
 
-// makeDirs creates the WORKDIRs set since the last step that touched files, owned by
-// the stage's USER as BuildKit does.
+// makeDirs creates the WORKDIRs set since the last step that touched files, each owned
+// by the USER in force when its WORKDIR ran, as BuildKit does.
 func (r *stageRun) makeDirs(ctx context.Context) (retErr error) {
 	if len(r.dirs) == 0 {
 		return nil
@@ -58,13 +59,13 @@ func (r *stageRun) makeDirs(ctx context.Context) (retErr error) {
 			retErr = err
 		}
 	}()
-	owner, err := resolveOwner(rootfs, r.config.Config.User)
-	if err != nil {
-		owner = idPair{}
-	}
-	for _, dir := range r.dirs {
-		if err := mkdirOwned(rootfs, dir, owner); err != nil {
-			return fmt.Errorf("WORKDIR %s: %w", dir, err)
+	for _, d := range r.dirs {
+		owner, err := resolveOwner(rootfs, d.user)
+		if err != nil {
+			owner = idPair{}
+		}
+		if err := mkdirOwned(rootfs, d.path, owner); err != nil {
+			return fmt.Errorf("WORKDIR %s: %w", d.path, err)
 		}
 	}
 	r.dirs = nil
@@ -111,8 +112,13 @@ func parentDir(p string) string {
 // the current key and drops the container.
 func (r *stageRun) commitStep(ctx context.Context) error {
 	r.ctr.Config = r.config
+	var before []string
+	createdBy := "forge bud"
+	if n := len(r.pending); n > 0 {
+		before, createdBy = r.pending[:n-1], r.pending[n-1]
+	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
-		Format: r.b.opts.Format, CreatedBy: strings.Join(r.pending, "; "), Logger: quietLogger(r.b.log),
+		Format: r.b.opts.Format, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
 	})
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func App() *ucli.App {
 			rmiCommand(), loginCommand(), logoutCommand(), infoCommand(), versionCommand(),
 			unshareCommand(), fromCommand(), containersCommand(), configCommand(), mountCommand(),
 			umountCommand(), rmCommand(), runCommand(), copyCommand(), addCommand(),
-			commitCommand(), budCommand(),
+			commitCommand(), budCommand(), pruneCommand(),
 		},
 		OnUsageError: usageError,
 	}

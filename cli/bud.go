@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,9 @@ func budCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "format", Value: "oci", Usage: "image `FORMAT`: oci or docker"},
 			&ucli.StringSliceFlag{Name: "label", Usage: "add `KEY=VALUE` to the image's labels (repeatable)"},
 			&ucli.StringFlag{Name: "network", Value: "host", Usage: "network `MODE` of RUN steps: host or none"},
+			&ucli.StringSliceFlag{Name: "secret", Usage: "`id=ID,src=FILE` or id=ID,env=VAR: a secret for RUN --mount=type=secret (repeatable)"},
+			&ucli.IntFlag{Name: "jobs", Usage: "build up to `N` independent stages at once (default: the number of CPUs)"},
+			&ucli.StringSliceFlag{Name: "build-context", Usage: "`NAME=DIR` or NAME=docker-image://IMAGE for COPY --from=NAME and FROM NAME (repeatable)"},
 		),
 		Action: budAction,
 	}
@@ -91,14 +95,29 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 	if err != nil {
 		return build.Options{}, err
 	}
+	secrets, err := budSecrets(c.StringSlice("secret"))
+	if err != nil {
+		return build.Options{}, err
+	}
 	o := build.Options{
 		ContextDir: c.Args().First(), Dockerfile: c.String("file"), Stdin: c.App.Reader,
 		BuildArgs: args, Target: c.String("target"), NoCache: c.Bool("no-cache"), NoLayers: !c.Bool("layers"),
 		Pull: pull, Registry: registryOptions(c), Format: c.String("format"), Labels: c.StringSlice("label"),
 		Network: network, Tags: c.StringSlice("tag"), Out: c.App.Writer, Err: c.App.ErrWriter,
+		Secrets: secrets,
 	}
 	if c.Bool("quiet") {
 		o.Out, o.Err = io.Discard, c.App.ErrWriter
+	}
+	if o.Jobs = c.Int("jobs"); o.Jobs < 0 {
+		return o, fmt.Errorf("--jobs %d: want 1 or more (0: the number of CPUs)", o.Jobs)
+	}
+	for _, v := range c.StringSlice("build-context") {
+		nc, err := build.ParseNamedContext(v)
+		if err != nil {
+			return o, err
+		}
+		o.BuildContexts = append(o.BuildContexts, nc)
 	}
 	if o.Format != "oci" && o.Format != "docker" {
 		return o, fmt.Errorf("--format %q: want oci or docker", o.Format)
@@ -132,6 +151,86 @@ func buildArgs(values []string) (map[string]string, error) {
 		out[k] = val
 	}
 	return out, nil
+}
+
+// budSecrets reads the --secret flags; a secret file must exist (it is read when a step
+// mounts it).
+func budSecrets(values []string) ([]build.Secret, error) {
+	var out []build.Secret
+	for _, v := range values {
+		s, err := parseSecret(v, os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		if s.File != "" {
+			if s.File, err = filepath.Abs(s.File); err != nil {
+				return nil, fmt.Errorf("--secret id=%s: %w", s.ID, err)
+			}
+			if fi, err := os.Stat(s.File); err != nil {
+				return nil, fmt.Errorf("--secret id=%s: %w", s.ID, err)
+			} else if fi.IsDir() {
+				return nil, fmt.Errorf("--secret id=%s: %s is a directory", s.ID, s.File)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// parseSecret parses one --secret value as Docker does: id=ID plus src=FILE (or
+// source=FILE), or env=VAR, optionally type=file|env; with id alone, the variable ID when
+// it is set, else the file ID. A value read from the environment is never printed.
+func parseSecret(value string, lookupEnv func(string) (string, bool)) (build.Secret, error) {
+	fields, err := csv.NewReader(strings.NewReader(value)).Read()
+	if err != nil {
+		return build.Secret{}, fmt.Errorf("--secret %q: %w", value, err)
+	}
+	var id, src, env, typ string
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return build.Secret{}, fmt.Errorf("--secret %q: %q is not KEY=VALUE", value, f)
+		}
+		switch strings.ToLower(k) {
+		case "type":
+			if v != "file" && v != "env" {
+				return build.Secret{}, fmt.Errorf("--secret %q: type must be file or env", value)
+			}
+			typ = v
+		case "id":
+			id = v
+		case "src", "source":
+			src = v
+		case "env":
+			env = v
+		default:
+			return build.Secret{}, fmt.Errorf("--secret %q: unknown key %q (want id, src, env or type)", value, k)
+		}
+	}
+	if id == "" {
+		return build.Secret{}, fmt.Errorf("--secret %q: id is required", value)
+	}
+	if typ == "env" && env == "" {
+		env, src = src, ""
+	}
+	if src != "" && env != "" {
+		return build.Secret{}, fmt.Errorf("--secret id=%s: give src or env, not both", id)
+	}
+	if src == "" && env == "" {
+		if _, ok := lookupEnv(id); ok {
+			env = id
+		} else {
+			src = id
+		}
+	}
+	if src != "" {
+		return build.Secret{ID: id, File: src}, nil
+	}
+	v, ok := lookupEnv(env)
+	if !ok {
+		return build.Secret{}, fmt.Errorf("--secret id=%s: environment variable %s is not set", id, env)
+	}
+	return build.Secret{ID: id, Value: []byte(v)}, nil
 }
 
 // pushTags pushes the built image to the docker:// tags, as Buildah does with -t docker://.

@@ -29,8 +29,11 @@ type Options struct {
 	Squash    bool     // one layer with the whole filesystem
 	Changes   []string // -c/--change Dockerfile instructions, e.g. `CMD ["redis-server"]`
 	CreatedBy string   // history created_by of the new layer (default "forge commit")
-	Comment   string   // history comment
-	Author    string
+	// EmptyLayers are the created_by of instructions before this commit that changed
+	// only the configuration; each gets its own empty_layer history entry, as in Docker.
+	EmptyLayers []string
+	Comment     string // history comment
+	Author      string
 	// Timestamp, when set, is the created time of the config and the history entry;
 	// default now (UTC).
 	Timestamp *time.Time

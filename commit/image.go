@@ -70,13 +70,24 @@ func record(cfg *storage.ImageConfig, layer *cstorage.Layer, s settings) {
 		cfg.History = []imgspecv1.History{h}
 	case layer != nil:
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, layer.UncompressedDigest)
-		cfg.History = append(cfg.History, h)
+		cfg.History = append(append(cfg.History, emptyEntries(s)...), h)
 	default:
-		cfg.History = append(cfg.History, h)
+		cfg.History = append(append(cfg.History, emptyEntries(s)...), h)
 	}
 	if cfg.RootFS.DiffIDs == nil {
 		cfg.RootFS.DiffIDs = []digest.Digest{} // "diff_ids": [] rather than null
 	}
+}
+
+// emptyEntries are the history entries of the instructions that came before this commit
+// and changed only the configuration.
+func emptyEntries(s settings) []imgspecv1.History {
+	out := make([]imgspecv1.History, 0, len(s.EmptyLayers))
+	for _, by := range s.EmptyLayers {
+		created := s.created
+		out = append(out, imgspecv1.History{Created: &created, CreatedBy: by, EmptyLayer: true})
+	}
+	return out
 }
 
 // trim drops what the OCI format cannot carry, saying so once.

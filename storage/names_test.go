@@ -1,6 +1,10 @@
 package storage
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 func TestLocalName(t *testing.T) {
 	t.Parallel()
@@ -101,5 +105,18 @@ func TestDestinationReference(t *testing.T) {
 	}
 	if _, err := destinationReference("docker://UPPER/x"); err == nil {
 		t.Error("destinationReference accepted an upper-case repository")
+	}
+}
+
+func TestExplainIDRange(t *testing.T) {
+	t.Parallel()
+	lib := errors.New(`writing blob: adding layer: processing tar file(potentially insufficient UIDs or GIDs available in user namespace (requested 4294967294:0 for /huge): Check /etc/subuid and /etc/subgid if configured locally and run "podman system migrate": lchown /huge: invalid argument)`)
+	err := explainIDRange(lib)
+	if !errors.Is(err, ErrIDRange) || strings.Contains(err.Error(), "podman") || !strings.Contains(err.Error(), "requested 4294967294:0 for /huge") {
+		t.Errorf("explainIDRange = %v", err)
+	}
+	other := errors.New("something else")
+	if explainIDRange(other) != other {
+		t.Error("an unrelated error was changed")
 	}
 }

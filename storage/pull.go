@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"go.podman.io/image/v5/copy"
@@ -155,7 +156,7 @@ func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.
 		return nil, err
 	}
 	if err := s.copyImage(ctx, sys, dest, src, copyOptions{progress: progress}); err != nil {
-		return nil, err
+		return nil, explainIDRange(err)
 	}
 	_, img, err := istorage.ResolveReference(dest)
 	if err != nil {
@@ -163,6 +164,23 @@ func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.
 	}
 	d := s.describe(img)
 	return &d, nil
+}
+
+// ErrIDRange is returned when an image has files owned by IDs the user namespace does not map.
+var ErrIDRange = errors.New("the image has files owned by user or group IDs outside the range your user namespace maps")
+
+var requestedIDs = regexp.MustCompile(`\(requested [^)]*\)`)
+
+// explainIDRange replaces the storage library's advice (which names another tool) with
+// forge's. The library gives no typed error for this case, so its text is matched.
+func explainIDRange(err error) error {
+	if !strings.Contains(err.Error(), "insufficient UIDs or GIDs available in user namespace") {
+		return err
+	}
+	detail := requestedIDs.FindString(err.Error())
+	return fmt.Errorf("%w %s; fix: give your user a range of 65536 IDs in /etc/subuid and /etc/subgid "+
+		"(sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER) and install uidmap, "+
+		"or store such files as yours with --storage-opt ignore_chown_errors=true", ErrIDRange, detail)
 }
 
 // configID returns the ID the store will give src: its config digest.
