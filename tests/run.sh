@@ -4,7 +4,8 @@
 # Runs as root on a Debian 12 machine with only Go installed, and is idempotent:
 # installs the Debian packages the tests use, creates the unprivileged user
 # forgetest with subordinate ID ranges, builds forge and the test binary, makes
-# the busybox fixture, starts two real registries (one with htpasswd auth) as
+# the busybox fixture and a minimal Debian bookworm image (mmdebstrap, cached
+# per day in /var/cache/forge-e2e), starts two real registries (one with htpasswd auth) as
 # forgetest, runs the unit tests as root and the end-to-end tests in tests/ as
 # forgetest, then stops the registries and removes everything it made.
 #
@@ -15,9 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TAGS="containers_image_openpgp containers_image_docker_daemon_stub exclude_graphdriver_zfs exclude_graphdriver_btrfs"
-PACKAGES=(uidmap docker-registry skopeo umoci busybox-static apache2-utils procps)
+PACKAGES=(uidmap docker-registry skopeo umoci busybox-static apache2-utils procps mmdebstrap)
 TEST_USER=forgetest
 DENIED_DIR=/var/lib/forge-e2e-denied # root-owned 0700: a --root the test user cannot create
+DEBIAN_CACHE=/var/cache/forge-e2e     # mmdebstrap's bookworm rootfs, one tar per day
 USER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SETUP_ONLY=false
 [ "${1:-}" = --setup-only ] && SETUP_ONLY=true
@@ -75,6 +77,36 @@ make_workdir() {
 	mkdir -p "$WORK"/{bin,fixtures,home,run,tmp,reg,authreg}
 	chown "$TEST_USER:$TEST_USER" "$WORK"/{home,run,tmp,reg,authreg}
 	chmod 0700 "$WORK/run"
+}
+
+# apt_mirror: the Debian mirror this machine's apt uses (the image's apt uses it too).
+apt_mirror() {
+	local uri=
+	[ ! -f /etc/apt/sources.list.d/debian.sources ] ||
+		uri=$(awk '$1 == "URIs:" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+	[ -n "$uri" ] || [ ! -f /etc/apt/sources.list ] ||
+		uri=$(awk '$1 == "deb" && !/security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' /etc/apt/sources.list)
+	echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# make_debian: $WORK/fixtures/debian.tar, a minimal Debian bookworm image (OCI archive)
+# whose apt sources point at this machine's mirror. The mmdebstrap rootfs is built as root
+# and kept in $DEBIAN_CACHE for the day, so that reruns take seconds instead of a minute.
+make_debian() {
+	local mirror rootfs
+	mirror=$(apt_mirror)
+	rootfs="$DEBIAN_CACHE/bookworm-minbase-$(date -u +%Y%m%d).tar"
+	mkdir -p "$DEBIAN_CACHE"
+	if [ ! -s "$rootfs" ]; then
+		echo "mmdebstrap bookworm from $mirror (about a minute)"
+		rm -f "$DEBIAN_CACHE"/bookworm-minbase-*.tar
+		mmdebstrap --quiet --variant=minbase --aptopt='Acquire::Check-Valid-Until "false"' \
+			bookworm "$DEBIAN_CACHE/partial.tar" "$mirror"
+		mv "$DEBIAN_CACHE/partial.tar" "$rootfs"
+	else
+		echo "debian rootfs from the cache: $rootfs"
+	fi
+	go run ./tests/internal/mkbase -rootfs-tar "$rootfs" -cmd bash -tag bookworm-slim -o "$WORK/fixtures/debian.tar"
 }
 
 # http_status PORT PATH: the status code of GET PATH (empty when nothing answers).
@@ -185,6 +217,7 @@ log "fixtures"
 go run ./tests/internal/mkbase -o "$WORK/fixtures/busybox.tar"
 go run ./tests/internal/mkbase -hello "a variant image for the corruption tests
 " -o "$WORK/fixtures/variant.tar"
+make_debian
 chmod -R a+rX "$WORK/bin" "$WORK/fixtures"
 ls -l "$WORK/fixtures"
 
@@ -197,6 +230,10 @@ as_user skopeo --insecure-policy copy -q --dest-tls-verify=false \
 	"oci-archive:$WORK/fixtures/busybox.tar" "docker://127.0.0.1:$REG_PORT/library/busybox:latest"
 echo "pushed busybox: $(as_user skopeo inspect --tls-verify=false --format '{{.Digest}}' \
 	"docker://127.0.0.1:$REG_PORT/library/busybox:latest")"
+as_user skopeo --insecure-policy copy -q --dest-tls-verify=false \
+	"oci-archive:$WORK/fixtures/debian.tar" "docker://127.0.0.1:$REG_PORT/library/debian:bookworm-slim"
+echo "pushed debian: $(as_user skopeo inspect --tls-verify=false --format '{{.Digest}}' \
+	"docker://127.0.0.1:$REG_PORT/library/debian:bookworm-slim")"
 write_registries_conf
 
 E2E_ENV=(

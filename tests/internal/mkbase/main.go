@@ -54,6 +54,8 @@ type options struct {
 func main() {
 	out := flag.String("o", "", "write the OCI archive to this `file` (required)")
 	bb := flag.String("busybox", "/bin/busybox", "static busybox `binary` to put in the image")
+	rootfsTar := flag.String("rootfs-tar", "", "make the image from this root filesystem `tar` instead of busybox")
+	cmd := flag.String("cmd", "bash", "the image's Cmd (one word) with -rootfs-tar")
 	var opts options
 	flag.StringVar(&opts.Hello, "hello", HelloText, "`content` of /home/user/hello.txt (a different one gives a different image)")
 	flag.StringVar(&opts.Tag, "tag", "latest", "reference name recorded in index.json")
@@ -63,7 +65,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *bb, opts); err != nil {
+	var err error
+	if *rootfsTar != "" {
+		err = writeArchive(*out, func() ([]byte, error) { return fromRootfs(*rootfsTar, []string{*cmd}, opts) })
+	} else {
+		err = run(*out, *bb, opts)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mkbase: %v\n", err)
 		os.Exit(1)
 	}
@@ -75,7 +83,12 @@ func run(out, busybox string, opts options) error {
 		return fmt.Errorf("read busybox (Debian package busybox-static): %w", err)
 	}
 	opts.Busybox, opts.Applets = bin, applets(busybox)
-	archive, err := build(opts)
+	return writeArchive(out, func() ([]byte, error) { return build(opts) })
+}
+
+// writeArchive writes what produce returns to out, atomically.
+func writeArchive(out string, produce func() ([]byte, error)) error {
+	archive, err := produce()
 	if err != nil {
 		return err
 	}
@@ -107,7 +120,12 @@ func build(opts options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make layer: %w", err)
 	}
-	config, err := json.Marshal(imageConfig(opts.Arch, diffID))
+	return assemble(opts, imageConfig(opts.Arch, diffID), layer)
+}
+
+// assemble returns the OCI archive of an image with one gzip layer.
+func assemble(opts options, image v1.Image, layer []byte) ([]byte, error) {
+	config, err := json.Marshal(image)
 	if err != nil {
 		return nil, err
 	}
