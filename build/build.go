@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -40,6 +41,11 @@ type Options struct {
 	// DigestCachePath keeps the context files' content digests between builds.
 	DigestCachePath   string
 	IgnoreChownErrors bool
+	// CacheTo and CacheFrom are registry repositories that share step results between
+	// machines (--cache-to, --cache-from); CacheTTL ignores older entries (0: no limit).
+	CacheTo   string
+	CacheFrom []string
+	CacheTTL  time.Duration
 	// Jobs is how many stages may build at once (--jobs); 0 means the number of CPUs.
 	Jobs int
 	// BuildContexts are the --build-context directories and images that COPY --from

@@ -25,6 +25,7 @@ type builder struct {
 	bctx     *Context
 	named    map[string]*NamedContext // --build-context, by lower-case name
 	digests  *DigestCache
+	remote   *remoteCache      // --cache-to/--cache-from; nil when neither is given
 	global   map[string]string // ARGs before the first FROM
 	usedArgs map[string]bool
 	names    map[string]int // stage name -> index
@@ -55,6 +56,7 @@ func newBuilder(ctx context.Context, s *storage.Store, o Options) (*builder, err
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
+	b.remote = newRemoteCache(s, o, b.log, b.out)
 	contextDir := o.ContextDir
 	if contextDir == "" {
 		contextDir = "."

@@ -126,6 +126,7 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	if err := r.b.store.SetCacheKey(id, r.key); err != nil {
 		return err
 	}
+	r.b.remote.record(ctx, id, r.key)
 	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))
 	r.b.removeContainer(r.ctr)
 	r.ctr = nil
@@ -143,6 +144,9 @@ func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
 			}
 			if id != "" {
 				fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
+				return r.finalResult(ctx, id)
+			}
+			if id, ok := r.b.remote.lookup(ctx, r.key); ok {
 				return r.finalResult(ctx, id)
 			}
 		}

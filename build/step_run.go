@@ -105,6 +105,9 @@ func (r *stageRun) layerStep(ctx context.Context, text, extra string, do func(co
 			fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
 			return r.moveTo(ctx, id, key)
 		}
+		if id, ok := r.b.remote.lookup(ctx, key); ok {
+			return r.moveTo(ctx, id, key)
+		}
 	}
 	if err := r.ensureContainer(ctx); err != nil {
 		return err

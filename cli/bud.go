@@ -36,6 +36,9 @@ func budCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "label", Usage: "add `KEY=VALUE` to the image's labels (repeatable)"},
 			&ucli.StringFlag{Name: "network", Value: "host", Usage: "network `MODE` of RUN steps: host or none"},
 			&ucli.StringSliceFlag{Name: "secret", Usage: "`id=ID,src=FILE` or id=ID,env=VAR: a secret for RUN --mount=type=secret (repeatable)"},
+			&ucli.StringFlag{Name: "cache-to", Usage: "push each step's result to registry `REPO` (tagged by its cache key)"},
+			&ucli.StringSliceFlag{Name: "cache-from", Usage: "look steps up in registry `REPO` before running them (repeatable)"},
+			&ucli.DurationFlag{Name: "cache-ttl", Usage: "ignore --cache-from entries older than `DURATION` (e.g. 168h)"},
 			&ucli.IntFlag{Name: "jobs", Usage: "build up to `N` independent stages at once (default: the number of CPUs)"},
 			&ucli.StringSliceFlag{Name: "build-context", Usage: "`NAME=DIR` or NAME=docker-image://IMAGE for COPY --from=NAME and FROM NAME (repeatable)"},
 		),
@@ -104,7 +107,7 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 		BuildArgs: args, Target: c.String("target"), NoCache: c.Bool("no-cache"), NoLayers: !c.Bool("layers"),
 		Pull: pull, Registry: registryOptions(c), Format: c.String("format"), Labels: c.StringSlice("label"),
 		Network: network, Tags: c.StringSlice("tag"), Out: c.App.Writer, Err: c.App.ErrWriter,
-		Secrets: secrets,
+		Secrets: secrets, CacheTo: c.String("cache-to"), CacheFrom: c.StringSlice("cache-from"), CacheTTL: c.Duration("cache-ttl"),
 	}
 	if c.Bool("quiet") {
 		o.Out, o.Err = io.Discard, c.App.ErrWriter
