@@ -27,6 +27,13 @@ build:
 test:
 	tests/run.sh
 
+# forge against Buildah side by side, as root (installs Buildah and what else it needs) and
+# never part of `make test`; writes docs/benchmarks.md. BENCH_QUICK=1: 1 repetition, small
+# sizes, no docs. More knobs (BENCH_REPS, BENCH_CASES, ...) at the top of bench/run.sh.
+.PHONY: bench
+bench:
+	BENCH_QUICK="$(BENCH_QUICK)" bench/run.sh
+
 # Each native fuzz target runs briefly (FUZZTIME each); CI runs this after the tests.
 FUZZTIME ?= 10s
 fuzz:

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTimeV(t *testing.T) {
+	t.Parallel()
+	report := `	Command being timed: "forge bud ."
+	User time (seconds): 1.25
+	System time (seconds): 0.50
+	Elapsed (wall clock) time (h:mm:ss or m:ss): 0:02.01
+	Maximum resident set size (kbytes): 36092
+	Exit status: 0
+`
+	path := filepath.Join(t.TempDir(), "time.txt")
+	if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseTimeV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample{User: 1250 * time.Millisecond, Sys: 500 * time.Millisecond, MaxRSS: 36092}
+	if s != want {
+		t.Errorf("parseTimeV = %+v, want %+v", s, want)
+	}
+	if err := os.WriteFile(path, []byte("Command exited with non-zero status 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseTimeV(path); err == nil {
+		t.Error("parseTimeV of a report without RSS: no error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   []int64
+		want int64
+	}{
+		{[]int64{5}, 5},
+		{[]int64{3, 1, 2}, 2},
+		{[]int64{4, 1, 3, 2}, 2}, // (2+3)/2 in integers
+		{[]int64{10, 30, 20, 40}, 25},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := replaceSection(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	prose := "# Benchmarks\n\nintro\n\n"
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, []byte(prose+string(b)+"\nanalysis\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := replaceSection(path, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := prose + beginMarker + "\n\nsecond\n\n" + endMarker + "\n\nanalysis\n"
+	if string(got) != want {
+		t.Errorf("after two runs:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(string(got), "first") {
+		t.Error("the old section is still there")
+	}
+}
+
+func TestCasesHaveTheirChangedLineLast(t *testing.T) {
+	t.Parallel()
+	for _, bc := range casesFor("127.0.0.1:5000", sizesFor(true)) {
+		v1, v2 := bc.Dockerfile(1), bc.Dockerfile(2)
+		l1, l2 := strings.Split(strings.TrimSpace(v1), "\n"), strings.Split(strings.TrimSpace(v2), "\n")
+		if len(l1) != len(l2) || l1[len(l1)-1] == l2[len(l2)-1] ||
+			strings.Join(l1[:len(l1)-1], "\n") != strings.Join(l2[:len(l2)-1], "\n") {
+			t.Errorf("%s: variants must differ in the last line only:\n%s\n---\n%s", bc.Name, v1, v2)
+		}
+	}
+}
