@@ -36,6 +36,7 @@ type config struct {
 	Quick    bool     // smaller fixtures (development)
 	Cases    []string // case names to run (all when empty)
 	NoPush   bool     // skip the push measure
+	Drop     bool     // drop the page cache before each cold build (see dropCaches)
 	Out      string   // markdown file whose results section is rewritten ("" = none)
 }
 
@@ -53,6 +54,7 @@ func main() {
 	flag.BoolVar(&c.Quick, "quick", false, "smaller fixtures, for development")
 	flag.StringVar(&cases, "cases", "", "comma-separated `cases` to run (default all)")
 	flag.BoolVar(&c.NoPush, "no-push", false, "skip the push measure")
+	flag.BoolVar(&c.Drop, "drop-caches", false, "drop the page cache before each cold build (root)")
 	flag.StringVar(&c.Out, "out", "", "markdown `file` whose results section is rewritten")
 	flag.Parse()
 	if c.Work == "" || c.Forge == "" || c.Registry == "" || c.Busybox == "" || flag.NArg() != 0 || c.Reps < 1 {

@@ -46,6 +46,9 @@ func mode(c config, s sizes) string {
 		m += fmt.Sprintf(", QUICK mode (small sizes: %d files / %d MB to copy, %d MB run-big, %d-file base)",
 			s.CopyFiles, s.CopyBytes/1e6, s.BigBytes/1e6, s.BaseFiles)
 	}
+	if c.Drop {
+		m += ", page cache dropped before each cold build"
+	}
 	return m + fmt.Sprintf(", storage driver %s for both tools", c.Driver)
 }
 

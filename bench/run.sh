@@ -15,6 +15,7 @@
 #   BENCH_PUSH=0      skip the push measure
 #   BENCH_OUT=FILE    where the results go (default docs/benchmarks.md; none in quick mode)
 #   BENCH_KEEP=1      keep the work directory (logs, fixtures) after the run
+#   BENCH_DROP_CACHES=0  do not drop the page cache before each cold build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -153,5 +154,6 @@ args=(-work "$WORK" -user "$BENCH_USER" -forge "$WORK/bin/forge" -registry "127.
 [ "$QUICK" = 0 ] || args+=(-quick)
 [ -z "${BENCH_CASES:-}" ] || args+=(-cases "$BENCH_CASES")
 [ "${BENCH_PUSH:-1}" != 0 ] || args+=(-no-push)
+[ "${BENCH_DROP_CACHES:-1}" = 0 ] || args+=(-drop-caches)
 [ -z "$OUT" ] || args+=(-out "$OUT")
 "$WORK/bin/forgebench" "${args[@]}"
