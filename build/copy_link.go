@@ -81,7 +81,9 @@ func (r *stageRun) linkedLayer(ctx context.Context, text, linkExtra string, do f
 		return "", err
 	}
 	ctr.Config = storage.ScratchConfig()
-	id, err := commit.Commit(ctx, r.b.store, ctr, commit.Options{Format: r.b.opts.Format, CreatedBy: text, Logger: quietLogger(r.b.log)})
+	id, err := commit.Commit(ctx, r.b.store, ctr, commit.Options{
+		Format: r.b.opts.Format, CreatedBy: text, Logger: quietLogger(r.b.log), Consume: true,
+	})
 	if err != nil {
 		return "", err
 	}

@@ -119,6 +119,7 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
 		Format: r.b.opts.Format, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
+		Consume: true,
 	})
 	if err != nil {
 		return err

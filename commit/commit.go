@@ -40,6 +40,10 @@ type Options struct {
 	// Logger gets the one warning of an OCI commit that drops Docker-only settings;
 	// nil = discard.
 	Logger *slog.Logger
+	// Consume says the caller removes the container right after the commit: its changes
+	// are then moved into the new layer instead of copied (overlay), and the container
+	// may have lost them when the commit fails.
+	Consume bool
 }
 
 // settings are Options checked and with their defaults filled in.
@@ -89,7 +93,7 @@ func Commit(ctx context.Context, s *storage.Store, c *storage.Container, o Optio
 	if err := Apply(&cfg, st.changes); err != nil {
 		return "", err
 	}
-	layer, err := newLayer(ctx, s, c, st.Squash)
+	layer, err := newLayer(ctx, s, c, st.Squash, st.Consume)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}
