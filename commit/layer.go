@@ -22,6 +22,11 @@ func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squas
 		return squashLayer(ctx, s, c)
 	}
 	st := s.Storage()
+	if consume {
+		if layer, moved, err := moveLayer(ctx, s, c); moved || err != nil {
+			return layer, err
+		}
+	}
 	if c.FromImageID != "" {
 		changes, err := st.Changes(c.ParentLayer, c.LayerID)
 		if err != nil {
@@ -29,11 +34,6 @@ func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squas
 		}
 		if len(changes) == 0 {
 			return nil, nil
-		}
-	}
-	if consume {
-		if layer, moved, err := moveLayer(ctx, s, c); moved || err != nil {
-			return layer, err
 		}
 	}
 	diff, err := spoolDiff(ctx, st, c.ParentLayer, c.LayerID)

@@ -29,9 +29,10 @@ import (
 // tar-split data from which pushes later reproduce the same bytes.
 //
 // moved is false, with no error and nothing changed, when the driver cannot take a
-// directory (vfs) or the container is mounted; the caller then copies the diff. After a
-// failure past the rename the container's changes may be gone: only callers that remove
-// the container anyway use this.
+// directory (vfs) or the container is mounted; the caller then copies the diff. A
+// container made from an image with an empty directory of changes gives no layer (nil,
+// true). After a failure past the rename the container's changes may be gone: only
+// callers that remove the container anyway use this.
 func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (layer *cstorage.Layer, moved bool, retErr error) {
 	st := s.Storage()
 	if n, err := st.Mounted(c.ID); err != nil || n > 0 {
@@ -40,6 +41,17 @@ func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (lay
 	src, err := st.DifferTarget(c.LayerID)
 	if err != nil {
 		return nil, false, nil // not a driver that can stage directories
+	}
+	if c.FromImageID != "" {
+		// Every entry of an overlay upper directory is a change (the store's own
+		// change list walks all of it to say so).
+		empty, err := emptyDir(src)
+		if err != nil {
+			return nil, true, fmt.Errorf("list changes: %w", err)
+		}
+		if empty {
+			return nil, true, nil
+		}
 	}
 	desc, err := describeDiff(ctx, st, c.ParentLayer, c.LayerID)
 	if err != nil {
@@ -139,6 +151,20 @@ func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out 
 		TarSplit:           ts,
 	}
 	return out, nil
+}
+
+// emptyDir reports whether dir has no entries, reading at most one.
+func emptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0, err
 }
 
 func sortedIDs(m map[uint32]bool) []uint32 {

@@ -154,3 +154,24 @@ func TestCommitConsumeMounted(t *testing.T) {
 		t.Errorf("the mounted container lost new.txt: %q, %v", b, err)
 	}
 }
+
+// TestCommitConsumeNoChanges: a consumed container without changes adds no layer.
+func TestCommitConsumeNoChanges(t *testing.T) {
+	for _, driver := range drivers() {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, driver)
+			before := layerCount(t, f.s)
+			id, err := Commit(context.Background(), f.s, f.c, Options{Consume: true, Changes: []string{"ENV A=1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := layerCount(t, f.s); got != before {
+				t.Errorf("layers: %d, want %d (no new layer)", got, before)
+			}
+			if cfg := imageConfig(t, f.s, id); len(cfg.RootFS.DiffIDs) != 1 {
+				t.Errorf("diff_ids %v, want only the base's", cfg.RootFS.DiffIDs)
+			}
+		})
+	}
+}
