@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"syscall"
@@ -146,8 +147,8 @@ func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out 
 	out = graphdriver.DriverWithDifferOutput{
 		Size:               n.n,
 		UncompressedDigest: d.Digest(),
-		UIDs:               sortedIDs(uids),
-		GIDs:               sortedIDs(gids),
+		UIDs:               slices.Sorted(maps.Keys(uids)),
+		GIDs:               slices.Sorted(maps.Keys(gids)),
 		TarSplit:           ts,
 	}
 	return out, nil
@@ -165,15 +166,6 @@ func emptyDir(dir string) (bool, error) {
 		return true, nil
 	}
 	return len(names) == 0, err
-}
-
-func sortedIDs(m map[uint32]bool) []uint32 {
-	ids := make([]uint32, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 type countWriter struct{ n int64 }
