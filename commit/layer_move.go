@@ -114,10 +114,11 @@ func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out 
 	}()
 
 	buf := bufio.NewWriter(ts)
-	raw, err := asm.NewInputTarStream(withContext(ctx, rc), tsstorage.NewJSONPacker(buf), nil)
+	raw, packed, err := asm.NewInputTarStreamWithDone(withContext(ctx, rc), tsstorage.NewJSONPacker(buf), nil)
 	if err != nil {
 		return out, fmt.Errorf("diff container layer: %w", err)
 	}
+	defer raw.Close() // ends the packer early on a failure
 	d := digest.Canonical.Digester()
 	n := &countWriter{}
 	body := io.TeeReader(raw, io.MultiWriter(d.Hash(), n))
@@ -136,6 +137,9 @@ func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out 
 	// The end-of-archive blocks and any padding after them belong to the digest too.
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return out, fmt.Errorf("diff container layer: %w", err)
+	}
+	if err := <-packed; err != nil { // the tar-split data is complete only now
+		return out, fmt.Errorf("record tar-split data: %w", err)
 	}
 	closed = true
 	if err := rc.Close(); err != nil {
