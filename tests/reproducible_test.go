@@ -29,11 +29,13 @@ func reproStore(t *testing.T) *store {
 	return s
 }
 
-// reproDockerfile makes files in RUN and COPY steps, a hard link whose name sorts before
-// the file, and files with their own times (touch -d), which a fixed timestamp overrides.
+// reproDockerfile makes files in RUN and COPY steps, files with their own times (touch
+// -d), which a fixed timestamp overrides, and names whose order in a directory walk
+// (srv/d, srv/d/x, srv/d-b) is not their sorted order (srv/d, srv/d-b, srv/d/x), one of
+// them a hard link to the other.
 const reproDockerfile = "FROM busybox\n" +
 	"COPY f /srv/f\n" +
-	"RUN mkdir -p /srv/z && echo data > /srv/z/file && ln /srv/z/file /srv/a-link && touch -d 2001-02-03 /srv/z/file\n" +
+	"RUN mkdir -p /srv/d && echo data > /srv/d/x && ln /srv/d/x /srv/d-b && touch -d 2001-02-03 /srv/d/x\n" +
 	"ENV MODE=repro\n" +
 	"RUN echo more > /srv/more && rm /srv/f\n" +
 	"CMD [\"cat\", \"/srv/more\"]\n"
@@ -98,7 +100,8 @@ func TestBudReproducible(t *testing.T) {
 			}
 		}
 		img.wantFile(t, "srv/more", "more\n")
-		img.wantFile(t, "srv/a-link", "data\n")
+		img.wantFile(t, "srv/d-b", "data\n")
+		img.wantFile(t, "srv/d/x", "data\n")
 		layers := layerHeaders(t, img)
 		if len(layers) != base+3 {
 			t.Fatalf("%d layers, want %d", len(layers), base+3)
@@ -121,10 +124,10 @@ func TestBudReproducible(t *testing.T) {
 				t.Errorf("layer %d: entries not sorted: %q", base+i, names)
 			}
 		}
-		// The hard link's first name in order holds the data; the other links to it.
+		// The hard-linked file's first name in order holds the data; the other links to it.
 		for _, h := range layers[base+1] {
-			if strings.HasSuffix(h.Name, "srv/z/file") && (h.Typeflag != tar.TypeLink || !strings.HasSuffix(h.Linkname, "srv/a-link")) {
-				t.Errorf("srv/z/file: type %c -> %q, want a hard link to srv/a-link", h.Typeflag, h.Linkname)
+			if strings.HasSuffix(h.Name, "srv/d/x") && (h.Typeflag != tar.TypeLink || !strings.HasSuffix(h.Linkname, "srv/d-b")) {
+				t.Errorf("srv/d/x: type %c -> %q, want a hard link to srv/d-b", h.Typeflag, h.Linkname)
 			}
 		}
 	})
