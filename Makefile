@@ -39,6 +39,7 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzReproducibleTar$$' -fuzztime $(FUZZTIME) ./commit/
 
 unit:
 	$(GO) test -tags "$(TAGS)" $(UNIT_PKGS)

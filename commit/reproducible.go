@@ -105,9 +105,16 @@ func spoolTar(ctx context.Context, r io.Reader) (*os.File, error) {
 // putReproducible stores the tar in f, rewritten by reproducibleTar, as a layer on parent.
 func putReproducible(ctx context.Context, st cstorage.Store, parent string, f io.ReaderAt, ts time.Time) (*cstorage.Layer, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(reproducibleTar(ctx, f, pw, ts)) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(reproducibleTar(ctx, f, pw, ts))
+	}()
 	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, pr)
+	// Unblock the writer if the store stopped early, and wait: it reads f, which the
+	// caller closes.
 	pr.CloseWithError(errors.New("layer store stopped reading"))
+	<-done
 	if err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
