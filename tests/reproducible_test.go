@@ -207,6 +207,27 @@ func TestBudCacheRehit(t *testing.T) {
 	})
 }
 
+// TestBudCacheRehitStages: a stage rebuilt with the same files lets the COPY --from of a
+// later stage, and what follows it, hit the cache.
+func TestBudCacheRehitStages(t *testing.T) {
+	t.Parallel()
+	dockerfile := func(first string) string {
+		return "FROM busybox AS a\n" + first + "\n" +
+			"FROM busybox\nCOPY --from=a /same /same\n" +
+			"RUN echo ran-$((40+2)) && cat /same > /later\n"
+	}
+	ctx := budContext(t, dockerfile("RUN echo same > /same"), nil)
+	s := reproStore(t)
+	s.budOK(t, "", ctx)
+	budWriteFiles(t, ctx, map[string]string{"Dockerfile": dockerfile("RUN printf 'same\\n' > /same")})
+	want, _ := reproStore(t).budOK(t, "", ctx)
+	id, r := s.budOK(t, "", ctx)
+	wantHits(t, r, []string{"COPY --from=a", "RUN echo ran"}, []string{"RUN printf"})
+	if budRuns(r) != 0 || id != want {
+		t.Errorf("image %s, want %s as a build without cache makes it; the last RUN must not run:\n%s", id, want, r.stdout)
+	}
+}
+
 func sameTime(s string, want time.Time) bool {
 	got, err := time.Parse(time.RFC3339Nano, s)
 	return err == nil && got.Equal(want)
