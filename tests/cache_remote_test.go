@@ -129,6 +129,14 @@ var breakCache = map[string]func(t *testing.T, repo string){
 		cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("0", 64) + `"]}}`)
 		putGarbageManifests(t, repo, cfg, []byte("this is not a tar"))
 	},
+	"index without images": func(t *testing.T, repo string) {
+		name := strings.TrimPrefix(repo, e2e.Registry+"/")
+		const mediaType = "application/vnd.oci.image.index.v1+json"
+		index := []byte(`{"schemaVersion":2,"mediaType":"` + mediaType + `","manifests":[]}`)
+		for _, tag := range cacheTags(t, repo) {
+			registryRequest(t, http.MethodPut, "/v2/"+name+"/manifests/"+tag, mediaType, index, http.StatusCreated)
+		}
+	},
 	"missing blob": func(t *testing.T, repo string) {
 		name := strings.TrimPrefix(repo, e2e.Registry+"/")
 		deleted := map[string]bool{}
