@@ -39,6 +39,7 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzReproducibleTar$$' -fuzztime $(FUZZTIME) ./commit/
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzIgnoreRules$$' -fuzztime $(FUZZTIME) ./build/
 	@# Layer extraction is fuzzed as an unprivileged user: a regression could write wherever
 	@# the fuzzing user can.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -15,14 +14,14 @@ import (
 	"github.com/forge-build/forge/storage"
 )
 
-// inode returns the inode number of path.
-func inode(t *testing.T, path string) uint64 {
+// inodeOf returns the inode number of path.
+func inodeOf(t *testing.T, path string) uint64 {
 	t.Helper()
 	fi, err := os.Lstat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Sys().(*syscall.Stat_t).Ino
+	return inode(fi)
 }
 
 // TestCommitConsume: a commit of a container that is removed afterwards moves the
@@ -43,7 +42,7 @@ func TestCommitConsume(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before = inode(t, filepath.Join(upper, "new.txt"))
+				before = inodeOf(t, filepath.Join(upper, "new.txt"))
 			}
 
 			id, err := Commit(ctx, f.s, f.c, Options{Consume: true})
@@ -63,7 +62,7 @@ func TestCommitConsume(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := inode(t, filepath.Join(dir, "new.txt")); got != before {
+				if got := inodeOf(t, filepath.Join(dir, "new.txt")); got != before {
 					t.Errorf("new.txt in the new layer is inode %d, the container's was %d: copied, not moved", got, before)
 				}
 				if left, err := os.ReadDir(upper); err != nil || len(left) != 0 {
