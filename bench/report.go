@@ -43,8 +43,9 @@ func mode(c config, s sizes) string {
 		m = "1 repetition"
 	}
 	if c.Quick {
-		m += fmt.Sprintf(", QUICK mode (small sizes: %d files / %d MB to copy, %d MB run-big, %d-file base)",
-			s.CopyFiles, s.CopyBytes/1e6, s.BigBytes/1e6, s.BaseFiles)
+		m += fmt.Sprintf(", QUICK mode (small sizes: %d files / %d MB to copy, %d MB run-big, %d-file base, "+
+			"redis-like %d files and %d MB of source)", s.CopyFiles, s.CopyBytes/1e6, s.BigBytes/1e6, s.BaseFiles,
+			s.PkgFiles, s.SrcBytes/1e6)
 	}
 	if c.Drop {
 		m += ", page cache dropped before each cold build"

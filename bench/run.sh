@@ -11,7 +11,7 @@
 #
 #   BENCH_QUICK=1     1 repetition and small sizes, for development; writes no docs
 #   BENCH_REPS=N      repetitions (default 3)
-#   BENCH_CASES=a,b   only these cases: tiny steps20 copy-20k run-big multistage base-100k base-busybox
+#   BENCH_CASES=a,b   only these cases: tiny steps20 copy-20k run-big multistage base-100k base-busybox redis-like
 #   BENCH_PUSH=0      skip the push measure
 #   BENCH_OUT=FILE    where the results go (default docs/benchmarks.md; none in quick mode)
 #   BENCH_KEEP=1      keep the work directory (logs, fixtures) after the run
