@@ -89,3 +89,24 @@ func TestCasesHaveTheirChangedLineLast(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetMet(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		t    target
+		want string
+	}{
+		{target{Value: 0.3, Limit: 0.3, OK: true}, "yes"},
+		{target{Value: 0.6, Limit: 0.3, OK: true}, "**no** (2.00x the goal)"},
+		{target{Value: 0.3, Limit: 0.3, Op: below, OK: true}, "**no** (1.00x the goal)"},
+		{target{Value: 0.2, Limit: 0.3, Op: below, OK: true}, "yes"},
+		{target{Value: 5, Limit: 5, Op: atLeast, OK: true}, "yes"},
+		{target{Value: 12, Limit: 5, Op: atLeast, OK: true}, "yes"},
+		{target{Value: 2.5, Limit: 5, Op: atLeast, OK: true}, "**no** (0.50x the goal)"},
+		{target{Value: 0, Limit: 5, Op: atLeast}, "not measured"},
+	} {
+		if got := tc.t.met(); got != tc.want {
+			t.Errorf("%s %.2f against %.2f: met() = %q, want %q", tc.t.Op, tc.t.Value, tc.t.Limit, got, tc.want)
+		}
+	}
+}
