@@ -39,6 +39,7 @@ type benchCase struct {
 	// Dockerfile returns the Dockerfile with variant v of its last line: 1 for the cold
 	// and the cached build, 2 for the last-line-changed one.
 	Dockerfile func(v int) string
+	RegCache   bool // also measured cold from a registry cache (forge only, see runRegCache)
 }
 
 // caseBaseRef is the reference for base-100k: the same RUN on the busybox base.
@@ -55,7 +56,7 @@ func casesFor(reg string, s sizes) []benchCase {
 			Dockerfile: func(v int) string {
 				return busybox + "RUN echo hello > /hello.txt\n" + fmt.Sprintf("CMD [\"echo\", \"variant %d\"]\n", v)
 			}},
-		{Name: "steps20", Stresses: "per-step overhead (20 small RUN steps)", Context: contextEmpty,
+		{Name: "steps20", Stresses: "per-step overhead (20 small RUN steps)", Context: contextEmpty, RegCache: true,
 			Dockerfile: func(v int) string {
 				return busybox + steps(19) + fmt.Sprintf("RUN echo step 20 variant %d > /step20\n", v)
 			}},
@@ -79,7 +80,7 @@ func casesFor(reg string, s sizes) []benchCase {
 			Dockerfile: func(v int) string { return base100k + touch(v) }},
 		{Name: caseBaseRef, Stresses: "reference for base-100k: the same RUN on the busybox base", Context: contextEmpty,
 			Dockerfile: func(v int) string { return busybox + touch(v) }},
-		{Name: caseRedisLike, Context: contextEmpty,
+		{Name: caseRedisLike, Context: contextEmpty, RegCache: true,
 			Stresses: fmt.Sprintf("a server's build: a package install of %d files, %d MB of source checksummed, a config step",
 				s.PkgFiles, s.SrcBytes/1e6),
 			Dockerfile: func(v int) string { return busybox + redisLike(s) + fmt.Sprintf(redisCmd, 6378+v) }},

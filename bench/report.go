@@ -24,6 +24,7 @@ func (b *bench) report(ctx context.Context, cases []benchCase, s sizes, took tim
 		mode(b.cfg, s), fmt.Sprintf("The whole run took %s.", took.Round(time.Second)))
 	md.WriteString(describeMachine(ctx, b.cfg) + b.describeLoad() + "\n")
 	b.writeTimes(&md, cases)
+	b.writeRegCache(&md, cases)
 	b.writePush(&md)
 	b.writeTargets(&md)
 	fmt.Print(md.String())

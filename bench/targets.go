@@ -75,6 +75,7 @@ func (b *bench) targets() []target {
 	ts = append(ts, target{Name: "base-100k one RUN (changed) / the same RUN on busybox, forge", Value: v, Limit: 1.5, OK: ok})
 	v, ok = ratio(forge(casePush, measurePush), b.stat(key{casePush, measurePush, toolReference}), false)
 	ts = append(ts, target{Name: "push of run-big: forge / `tar | pigz -p 2`", Value: v, Limit: 1.3, OK: ok})
+	ts = append(ts, b.regCacheTargets()...)
 	for _, c := range append(b.caseNames(), casePush) {
 		v, ok := ratio(b.peak(c, toolForge), b.peak(c, toolBuildah), true)
 		ts = append(ts, target{Name: c + ", peak RSS: forge/Buildah", Value: v, Limit: 1, OK: ok})
@@ -96,14 +97,21 @@ func keepMeasured(ts []target, b *bench) []target {
 }
 
 // ran reports whether any build of the case was attempted.
-func (b *bench) ran(c string) bool {
+func (b *bench) ran(c string) bool { return b.attempted(func(k key) bool { return k.Case == c }) }
+
+// ranMeasure reports whether any build of the case's measure m was attempted.
+func (b *bench) ranMeasure(c, m string) bool {
+	return b.attempted(func(k key) bool { return k.Case == c && k.Measure == m })
+}
+
+func (b *bench) attempted(match func(key) bool) bool {
 	for k := range b.res.samples {
-		if k.Case == c {
+		if match(k) {
 			return true
 		}
 	}
 	for k := range b.res.failures {
-		if k.Case == c {
+		if match(k) {
 			return true
 		}
 	}
