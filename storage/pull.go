@@ -116,7 +116,7 @@ func (s *Store) pullRegistry(ctx context.Context, sys *types.SystemContext, name
 		img, err := s.copyIn(ctx, sys, src, c.Value, o.Progress)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("pull %s: %w", c.Value, context.Cause(ctx))
 			}
 			errs = append(errs, err)
 			continue
