@@ -145,6 +145,9 @@ func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src
 // copyIn copies src into the store under named (nil: no name, found by its ID), trying
 // again as o.Registry says when src is a registry.
 func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, o PullOptions) (*Image, error) {
+	if s.maxLayerSize > 0 {
+		src = limitedReference{ImageReference: src, limit: s.maxLayerSize}
+	}
 	var dest types.ImageReference
 	err := transfer(ctx, sys, o.Registry, src, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
 		id := ""
