@@ -78,6 +78,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened", "driver", store.GraphDriverName(), "reason", reason,
 		"graphroot", store.GraphRoot(), "runroot", store.RunRoot())
+	if err := removeHalfWritten(store, log); err != nil {
+		_, _ = store.Shutdown(false)
+		return nil, err
+	}
 	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, maxLayerSize: opts.MaxLayerSize, log: log}, nil
 }
 
