@@ -13,6 +13,7 @@
 #   tests/run.sh                 the whole run; exit status = the tests' status
 #   tests/run.sh --setup-only    set up, leave the registries running, print the
 #                                environment for running tests by hand
+#   FORGE_STRESS=1 tests/run.sh  also the stress version of the kill test (100 SIGKILLs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -255,6 +256,8 @@ E2E_ENV=(
 	FORGE_FIXTURES="$WORK/fixtures"
 	FORGE_DENIED_DIR="$DENIED_DIR"
 	FORGE_SMALL_FS="$WORK/smallfs"
+	FORGE_STRESS="${FORGE_STRESS:-}"           # 1: the kill test kills 100 times, not 10
+	FORGE_STRESS_SEED="${FORGE_STRESS_SEED:-}" # repeats a kill test's random moments
 )
 
 if [ "$SETUP_ONLY" = true ]; then
