@@ -33,7 +33,11 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 	if o.CacheTo == "" && len(o.CacheFrom) == 0 {
 		return nil
 	}
-	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: o.Registry,
+	// The cache only saves work: a registry that fails is dropped for the rest of the
+	// build (see fail) rather than retried with backoff while the build waits.
+	reg := o.Registry
+	reg.Retry = 0
+	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
 		log: log, out: out, broken: map[string]bool{}}
 }
 
