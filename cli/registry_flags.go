@@ -19,7 +19,7 @@ func registryFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "cert-dir", Usage: "`DIR` with certificates (*.crt) for the registry"},
 		&ucli.IntFlag{Name: "retry", Value: 3, Usage: "try a pull or push `N` more times after a transient registry failure"},
 		&ucli.DurationFlag{Name: "retry-delay", Value: 2 * time.Second, Usage: "wait `DURATION` before the first retry, twice as long before each next"},
-		&ucli.DurationFlag{Name: "stall-timeout", Value: 2 * time.Minute, Usage: "give up an attempt after `DURATION` without registry traffic (0: never)"},
+		&ucli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "give up an attempt after `DURATION` without registry traffic (0: never)"},
 	}
 }
 
