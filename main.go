@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"go.podman.io/storage/pkg/reexec"
+	"golang.org/x/sys/unix"
 
 	"github.com/forge-build/forge/cli"
 	"github.com/forge-build/forge/rootless"
@@ -21,14 +22,44 @@ func main() {
 	if reexec.Init() {
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signalContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	err := cli.App().RunContext(ctx, os.Args)
 	stop()
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(err, context.Cause(ctx)))
 }
 
-// exitCode prints err once and chooses the process's exit status.
-func exitCode(err error) int {
+// signalError is the cause of the root context's cancellation when a signal arrived.
+type signalError struct{ sig syscall.Signal }
+
+func (e signalError) Error() string { return "interrupted by " + unix.SignalName(e.sig) }
+
+// signalContext is signal.NotifyContext with the signal kept: the first of sigs to
+// arrive cancels ctx with a signalError, so that forge can exit with 128+N as a shell
+// expects of a process a signal stopped. Later signals are swallowed until stop.
+func signalContext(parent context.Context, sigs ...os.Signal) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			if sig, ok := s.(syscall.Signal); ok {
+				cancel(signalError{sig})
+			}
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// exitCode prints err once and chooses the process's exit status. cause is the root
+// context's cancellation cause: a signalError when a signal stopped the work.
+func exitCode(err, cause error) int {
 	if err == nil {
 		return 0
 	}
@@ -40,6 +71,15 @@ func exitCode(err error) int {
 			fmt.Fprintf(os.Stderr, "forge: %s\n", oneLine(exit.Message))
 		}
 		return exit.Code
+	}
+	var sig signalError
+	if errors.As(cause, &sig) {
+		msg := err.Error()
+		if !errors.Is(err, cause) {
+			msg += " (" + sig.Error() + ")"
+		}
+		fmt.Fprintf(os.Stderr, "forge: %s\n", oneLine(msg))
+		return 128 + int(sig.sig)
 	}
 	fmt.Fprintf(os.Stderr, "forge: %s\n", oneLine(err.Error()))
 	return 1

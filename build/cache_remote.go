@@ -37,7 +37,11 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 		log.Warn(fmt.Sprintf("--cache-ttl %s: the cache entries of a build with --timestamp are dated %s, "+
 			"which is older: no --cache-from entry will be used", o.CacheTTL, o.Timestamp.Format(time.RFC3339)))
 	}
-	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: o.Registry,
+	// The cache only saves work: a registry that fails is dropped for the rest of the
+	// build (see fail) rather than retried with backoff while the build waits.
+	reg := o.Registry
+	reg.Retry = 0
+	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
 		log: log, out: out, broken: map[string]bool{}}
 }
 

@@ -109,7 +109,7 @@ func Copy(ctx context.Context, s *storage.Store, c *storage.Container, sources [
 	if err != nil {
 		return err
 	}
-	plan := copyPlan{rootfs: rootfs, owner: owner, mode: mode, src: src, opts: o}
+	plan := copyPlan{rootfs: rootfs, owner: owner, mode: mode, src: src, opts: o, maxUnpacked: s.MaxLayerSize()}
 	return plan.run(ctx, sources, dest, c.Config.Config.WorkingDir)
 }
 
@@ -119,6 +119,8 @@ type copyPlan struct {
 	mode   *os.FileMode
 	src    sourceRoot
 	opts   CopyOptions
+	// maxUnpacked (> 0) is how far a local archive that ADD unpacks may expand.
+	maxUnpacked int64
 }
 
 func (p copyPlan) run(ctx context.Context, sources []string, dest, workdir string) error {
@@ -258,6 +260,9 @@ func (p copyPlan) copyItem(ctx context.Context, s source, dest string, destIsDir
 			return err
 		}
 		defer f.Close()
+		if err := p.checkExpansion(ctx, f); err != nil {
+			return fmt.Errorf("add %s: %w", s.host, err)
+		}
 		if stream, err = archive.DecompressStream(f); err != nil {
 			return fmt.Errorf("add %s: %w", s.host, err)
 		}
@@ -270,6 +275,19 @@ func (p copyPlan) copyItem(ctx context.Context, s source, dest string, destIsDir
 		return fmt.Errorf("copy %s to %s: %w", s.host, dest, err)
 	}
 	return nil
+}
+
+// checkExpansion reads a local archive through once, counting what unpacking it writes,
+// and fails with storage.ErrLayerTooLarge past the limit; it leaves f at its start.
+func (p copyPlan) checkExpansion(ctx context.Context, f *os.File) error {
+	if p.maxUnpacked <= 0 {
+		return nil
+	}
+	if _, err := storage.LayerExpansion(ctx, f, p.maxUnpacked); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
 }
 
 // mkdirInRoot creates a directory of the container (owned by root) and returns its host path.

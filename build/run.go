@@ -38,7 +38,8 @@ type RunOptions struct {
 }
 
 // Run runs a command in a working container and returns its exit status. The changes it
-// makes stay in the container's layer.
+// makes stay in the container's layer. When ctx is cancelled the command is killed and Run
+// returns an error carrying context.Cause(ctx).
 func Run(ctx context.Context, s *storage.Store, c *storage.Container, o RunOptions) (status int, retErr error) {
 	args := o.Args
 	if len(args) == 0 {
@@ -75,6 +76,11 @@ func Run(ctx context.Context, s *storage.Store, c *storage.Container, o RunOptio
 	status, err = sandbox.Run(ctx, cfg)
 	if err != nil {
 		return status, fmt.Errorf("run in %s: %w", c.Name, err)
+	}
+	if ctx.Err() != nil {
+		// The sandbox was killed because the work was cancelled (Ctrl-C, SIGTERM): its
+		// status (137) is not the command's, so report why it stopped instead.
+		return -1, fmt.Errorf("run in %s: stopped: %w", c.Name, context.Cause(ctx))
 	}
 	return status, nil
 }

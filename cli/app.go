@@ -29,7 +29,7 @@ func App() *ucli.App {
 		Usage:                  "build and move container images without a daemon and without root",
 		Version:                Version,
 		HideVersion:            true,
-		Flags:                  globalFlags(),
+		Flags:                  append(globalFlags(), maxLayerSizeFlag()),
 		UseShortOptionHandling: true,
 		// "-e A=1,2" is one value, as in Buildah and Docker.
 		DisableSliceFlagSeparator: true,
@@ -122,6 +122,10 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 	if err != nil {
 		return err
 	}
+	maxLayerSize, err := parseSize("max-layer-size", c.String("max-layer-size"))
+	if err != nil {
+		return err
+	}
 	s, err := storage.Open(c.Context, storage.Options{
 		GraphRoot:         c.String("root"),
 		RunRoot:           c.String("runroot"),
@@ -130,6 +134,7 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 		RegistriesConf:    c.String("registries-conf"),
 		IgnoreChownErrors: id.Mode == rootless.ModeSingle,
 		TempDir:           os.Getenv("TMPDIR"),
+		MaxLayerSize:      maxLayerSize,
 		Logger:            log,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -16,6 +17,9 @@ func registryFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "creds", Usage: "`USER[:PASSWORD]` for the registry"},
 		&ucli.StringFlag{Name: "authfile", Usage: "auth `FILE` (default: $XDG_RUNTIME_DIR/containers/auth.json)"},
 		&ucli.StringFlag{Name: "cert-dir", Usage: "`DIR` with certificates (*.crt) for the registry"},
+		&ucli.IntFlag{Name: "retry", Value: 3, Usage: "try a pull or push `N` more times after a transient registry failure"},
+		&ucli.DurationFlag{Name: "retry-delay", Value: 2 * time.Second, Usage: "wait `DURATION` before the first retry, twice as long before each next"},
+		&ucli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "give up an attempt after `DURATION` without registry traffic (0: never)"},
 	}
 }
 
@@ -25,6 +29,9 @@ func registryOptions(c *ucli.Context) storage.RegistryOptions {
 		Creds:         c.String("creds"),
 		AuthFile:      authFile(c.String("authfile")),
 		CertDir:       c.String("cert-dir"),
+		Retry:         max(c.Int("retry"), 0),
+		RetryDelay:    c.Duration("retry-delay"),
+		StallTimeout:  c.Duration("stall-timeout"),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // runOuter starts forge again in new user and mount namespaces, as plan p says, and
@@ -170,6 +171,7 @@ func waitChild(ctx context.Context, cmd *exec.Cmd, sigs <-chan os.Signal) error 
 	go func() { done <- cmd.Wait() }()
 	forwarded := false
 	ctxDone := ctx.Done()
+	var grace <-chan time.Time
 	for {
 		select {
 		case err := <-done:
@@ -178,14 +180,21 @@ func waitChild(ctx context.Context, cmd *exec.Cmd, sigs <-chan os.Signal) error 
 			_ = cmd.Process.Signal(s)
 			forwarded = true
 		case <-ctxDone:
+			// A signal that cancelled ctx is usually on its way to sigs too, and the child
+			// must see that one first (its exit status names it): wait for it briefly.
 			ctxDone = nil
-			// A signal that cancelled ctx is usually queued on sigs too: forward that one.
-			if !forwarded && len(sigs) == 0 {
+			grace = time.After(signalGrace)
+		case <-grace:
+			grace = nil
+			if !forwarded {
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 			}
 		}
 	}
 }
+
+// signalGrace is how long a cancelled wait lets a signal arrive before sending SIGTERM.
+const signalGrace = 100 * time.Millisecond
 
 // exitStatus turns the child's end into forge's: nil for 0, else an *ExitError with its
 // status, or 128+N when signal N killed it.

@@ -18,7 +18,7 @@ func (s *Store) PullUnnamed(ctx context.Context, ref string, r RegistryOptions) 
 	if err != nil {
 		return "", fmt.Errorf("invalid reference %q: %w", ref, err)
 	}
-	img, err := s.copyIn(ctx, sys, src, nil, nil)
+	img, err := s.copyIn(ctx, sys, src, nil, PullOptions{Registry: r})
 	if err != nil {
 		return "", err
 	}

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.podman.io/image/v5/docker/reference"
@@ -268,8 +271,44 @@ func (s *Store) RemoveContainer(c *Container) error {
 	if _, err := s.store.Unmount(c.ID, true); err != nil && !errors.Is(err, cstorage.ErrLayerNotMounted) {
 		return fmt.Errorf("unmount container %s: %w", c.Name, err)
 	}
-	if err := s.store.DeleteContainer(c.ID); err != nil {
+	err := s.store.DeleteContainer(c.ID)
+	if errors.Is(err, syscall.ENOSPC) {
+		// On a full disk the container's own layer may hold what filled it (a COPY or
+		// RUN that failed half-way), and deleting it needs room for the store's
+		// metadata: empty the layer, then try again.
+		if ferr := s.emptyLayer(c); ferr != nil {
+			return fmt.Errorf("remove container %s: %w", c.Name, errors.Join(err, ferr))
+		}
+		err = s.store.DeleteContainer(c.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// emptyLayer deletes the files of the container's own layer (its overlay upper
+// directory), which is about to be removed with it.
+func (s *Store) emptyLayer(c *Container) error {
+	driver, err := s.store.GraphDriver()
+	if err != nil {
+		return err
+	}
+	meta, err := driver.Metadata(c.LayerID)
+	if err != nil {
+		return err
+	}
+	dir := meta["UpperDir"]
+	if dir == "" {
+		return fmt.Errorf("empty the layer of %s: the %s driver does not say where it is", c.Name, driver.String())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
 }

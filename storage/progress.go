@@ -15,6 +15,7 @@ const progressInterval = 500 * time.Millisecond
 // transferCounter sums what a copy moved, for the one-line summary after a pull or push.
 type transferCounter struct {
 	out    io.Writer
+	seen   *activity
 	events chan types.ProgressProperties
 	done   sync.WaitGroup
 	copied int
@@ -22,8 +23,8 @@ type transferCounter struct {
 	bytes  uint64
 }
 
-func newTransferCounter(out io.Writer) *transferCounter {
-	c := &transferCounter{out: out, events: make(chan types.ProgressProperties, 16)}
+func newTransferCounter(out io.Writer, seen *activity) *transferCounter {
+	c := &transferCounter{out: out, seen: seen, events: make(chan types.ProgressProperties, 16)}
 	c.done.Add(1)
 	go c.count()
 	return c
@@ -32,6 +33,7 @@ func newTransferCounter(out io.Writer) *transferCounter {
 func (c *transferCounter) count() {
 	defer c.done.Done()
 	for p := range c.events {
+		c.seen.touch()
 		switch p.Event {
 		case types.ProgressEventDone:
 			c.copied++

@@ -113,10 +113,10 @@ func (s *Store) pullRegistry(ctx context.Context, sys *types.SystemContext, name
 			errs = append(errs, err)
 			continue
 		}
-		img, err := s.copyIn(ctx, sys, src, c.Value, o.Progress)
+		img, err := s.copyIn(ctx, sys, src, c.Value, o)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("pull %s: %w", c.Value, context.Cause(ctx))
 			}
 			errs = append(errs, err)
 			continue
@@ -139,23 +139,31 @@ func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src
 	if named != nil {
 		named = reference.TagNameOnly(named)
 	}
-	return s.copyIn(ctx, sys, src, named, o.Progress)
+	return s.copyIn(ctx, sys, src, named, o)
 }
 
-// copyIn copies src into the store under named (nil: no name, found by its ID).
-func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, progress io.Writer) (*Image, error) {
-	id := ""
-	if named == nil {
-		var err error
-		if id, err = configID(ctx, sys, src); err != nil {
-			return nil, err
+// copyIn copies src into the store under named (nil: no name, found by its ID), trying
+// again as o.Registry says when src is a registry.
+func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, o PullOptions) (*Image, error) {
+	if s.maxLayerSize > 0 {
+		src = limitedReference{ImageReference: src, limit: s.maxLayerSize}
+	}
+	var dest types.ImageReference
+	err := transfer(ctx, sys, o.Registry, src, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
+		id := ""
+		if named == nil {
+			var err error
+			if id, err = configID(ctx, sys, src); err != nil {
+				return err
+			}
 		}
-	}
-	dest, err := istorage.Transport.NewStoreReference(s.store, named, id)
+		var err error
+		if dest, err = istorage.Transport.NewStoreReference(s.store, named, id); err != nil {
+			return err
+		}
+		return s.copyImage(ctx, sys, dest, src, copyOptions{progress: o.Progress, seen: seen})
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.copyImage(ctx, sys, dest, src, copyOptions{progress: progress}); err != nil {
 		return nil, explainIDRange(err)
 	}
 	_, img, err := istorage.ResolveReference(dest)
@@ -196,6 +204,7 @@ func configID(ctx context.Context, sys *types.SystemContext, src types.ImageRefe
 type copyOptions struct {
 	progress     io.Writer
 	manifestType string
+	seen         *activity // told of every progress event; nil: nobody watches
 }
 
 // copyImage runs one image/v5 copy with forge's policy, progress and settings.
@@ -209,7 +218,7 @@ func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, s
 			retErr = err
 		}
 	}()
-	counter := newTransferCounter(o.progress)
+	counter := newTransferCounter(o.progress, o.seen)
 	_, err = copy.Image(ctx, policy, dest, src, &copy.Options{
 		ReportWriter:          o.progress,
 		SourceCtx:             sys,

@@ -56,7 +56,10 @@ func (s *Store) Push(ctx context.Context, image, dest string, o PushOptions) (di
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", image, err)
 	}
-	if err := s.copyImage(ctx, sys, destRef, src, copyOptions{progress: o.Progress, manifestType: manifestType}); err != nil {
+	err = transfer(ctx, sys, o.Registry, destRef, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
+		return s.copyImage(ctx, sys, destRef, src, copyOptions{progress: o.Progress, manifestType: manifestType, seen: seen})
+	})
+	if err != nil {
 		return "", fmt.Errorf("push %s to %s: %w", image, transports.ImageName(destRef), err)
 	}
 	return pushedDigest(ctx, sys, destRef)

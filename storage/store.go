@@ -31,7 +31,10 @@ type Options struct {
 	IgnoreChownErrors bool
 	// TempDir holds large temporary files (unpacked archives during a pull); default /var/tmp.
 	TempDir string
-	Logger  *slog.Logger
+	// MaxLayerSize (> 0) is how far one layer of a pulled image, or one archive unpacked
+	// by ADD, may expand: past it the pull or step fails with ErrLayerTooLarge. 0: no limit.
+	MaxLayerSize int64
+	Logger       *slog.Logger
 }
 
 // Store is an open local store plus the registry settings used for pulls and pushes.
@@ -40,6 +43,7 @@ type Store struct {
 	driverReason   string
 	registriesConf string
 	tempDir        string
+	maxLayerSize   int64
 	log            *slog.Logger
 }
 
@@ -74,7 +78,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened", "driver", store.GraphDriverName(), "reason", reason,
 		"graphroot", store.GraphRoot(), "runroot", store.RunRoot())
-	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, log: log}, nil
+	if err := removeHalfWritten(store, log); err != nil {
+		_, _ = store.Shutdown(false)
+		return nil, err
+	}
+	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, maxLayerSize: opts.MaxLayerSize, log: log}, nil
 }
 
 // checkRoot gives a clear error when the graph root cannot be created, before storage
@@ -267,3 +275,6 @@ func (s *Store) Info() (DriverInfo, error) {
 	info.ImageCount, info.ContainerCount = len(images), len(containers)
 	return info, nil
 }
+
+// MaxLayerSize is the limit on how far a layer or an ADD archive may expand (0: none).
+func (s *Store) MaxLayerSize() int64 { return s.maxLayerSize }

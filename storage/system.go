@@ -6,19 +6,29 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 )
 
 // RegistryOptions are the per-command registry flags (--tls-verify, --creds, --authfile,
-// --cert-dir). The zero value verifies TLS and uses the default auth files.
+// --cert-dir, --retry, --retry-delay, --stall-timeout). The zero value verifies TLS, uses
+// the default auth files, tries each pull or push once and waits as long as it takes.
 type RegistryOptions struct {
 	// SkipTLSVerify is --tls-verify=false: plain HTTP and unverified TLS are allowed.
 	SkipTLSVerify bool
 	Creds         string // USER[:PASSWORD]
 	AuthFile      string
 	CertDir       string
+	// Retry is how many more times a pull or push from or to a registry is tried after a
+	// transient failure (see Transient); RetryDelay is the wait before the first retry,
+	// doubled before each next one.
+	Retry      int
+	RetryDelay time.Duration
+	// StallTimeout (> 0) ends an attempt during which the registry sent and accepted
+	// nothing for that long; the attempt then counts as a transient failure.
+	StallTimeout time.Duration
 }
 
 // systemContext builds the image/v5 settings for one operation.

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"go.podman.io/image/v5/image"
-	"go.podman.io/image/v5/pkg/blobinfocache/none"
-	"go.podman.io/image/v5/types"
 	"go.podman.io/storage/pkg/archive"
 )
 
@@ -49,53 +46,6 @@ func LayerExpansion(ctx context.Context, blob io.Reader, limit int64) (int64, er
 				humanSize(total), humanSize(limit), hdr.Name)
 		}
 	}
-}
-
-// CheckLayers reads every layer of the image name refers to (a transport reference such
-// as oci-archive:FILE, or a registry name) and fails with ErrLayerTooLarge, naming the
-// layer, for the first whose contents pass limit. It downloads what it reads: call it
-// before pulling a local archive, where reading twice is cheap.
-func (s *Store) CheckLayers(ctx context.Context, name string, o RegistryOptions, limit int64) (retErr error) {
-	sys, err := s.systemContext(o)
-	if err != nil {
-		return err
-	}
-	ref, ok, err := transportReference(name)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("check layers of %s: not a transport reference", name)
-	}
-	src, err := ref.NewImageSource(ctx, sys)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := src.Close(); err != nil && retErr == nil {
-			retErr = err
-		}
-	}()
-	img, err := image.FromSource(ctx, sys, src)
-	if err != nil {
-		return err
-	}
-	for i, info := range img.LayerInfos() {
-		if err := checkLayer(ctx, src, info, limit); err != nil {
-			return fmt.Errorf("layer %d (%s): %w", i+1, info.Digest, err)
-		}
-	}
-	return nil
-}
-
-func checkLayer(ctx context.Context, src types.ImageSource, info types.BlobInfo, limit int64) error {
-	r, _, err := src.GetBlob(ctx, info, none.NoCache)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	_, err = LayerExpansion(ctx, r, limit)
-	return err
 }
 
 // humanSize prints a byte count in the largest binary unit that keeps it at least 1.

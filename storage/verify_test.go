@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,10 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/image"
+	"go.podman.io/image/v5/pkg/blobinfocache/none"
+	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
 )
 
 // tarOf is a tar of regular files, name to size (zeros).
@@ -204,18 +209,48 @@ func ociLayout(t *testing.T, layer []byte) string {
 	return dir
 }
 
-func TestCheckLayers(t *testing.T) {
+// TestLimitedSource: through limitedReference, reading a layer that unpacks past the
+// limit fails with ErrLayerTooLarge naming it, while the config and a layer under the
+// limit read back unchanged.
+func TestLimitedSource(t *testing.T) {
 	t.Parallel()
-	s := &Store{}
-	bomb := ociLayout(t, gzipped(t, tarOf(t, map[string]int64{"zeros": 64 << 20})))
-	err := s.CheckLayers(context.Background(), "oci:"+bomb+":latest", RegistryOptions{}, 16<<20)
-	if !errors.Is(err, ErrLayerTooLarge) || !strings.Contains(err.Error(), "layer 1 (sha256:") {
-		t.Errorf("want ErrLayerTooLarge naming layer 1, got %v", err)
+	ctx := context.Background()
+	layer := gzipped(t, tarOf(t, map[string]int64{"zeros": 64 << 20}))
+	ref, err := alltransports.ParseImageName("oci:" + ociLayout(t, layer) + ":latest")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := s.CheckLayers(context.Background(), "oci:"+bomb+":latest", RegistryOptions{}, 128<<20); err != nil {
-		t.Errorf("under the limit: %v", err)
-	}
-	if err := s.CheckLayers(context.Background(), "busybox", RegistryOptions{}, 1); err == nil {
-		t.Errorf("a registry name: want an error")
+	for _, c := range []struct {
+		limit  int64
+		tooBig bool
+	}{{16 << 20, true}, {128 << 20, false}} {
+		src, err := limitedReference{ImageReference: ref, limit: c.limit}.NewImageSource(ctx, &types.SystemContext{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := image.FromUnparsedImage(ctx, &types.SystemContext{}, image.UnparsedInstance(src, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range append(img.LayerInfos(), img.ConfigInfo()) {
+			rc, _, err := src.GetBlob(ctx, info, none.NoCache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			isLayer := info.Digest != img.ConfigInfo().Digest
+			switch {
+			case isLayer && c.tooBig:
+				if !errors.Is(err, ErrLayerTooLarge) || !strings.Contains(err.Error(), info.Digest.String()) {
+					t.Errorf("limit %d: want ErrLayerTooLarge naming %s, got %v", c.limit, info.Digest, err)
+				}
+			case err != nil:
+				t.Errorf("limit %d, blob %s: %v", c.limit, info.Digest, err)
+			case digest.FromBytes(b) != info.Digest:
+				t.Errorf("limit %d, blob %s: read back changed", c.limit, info.Digest)
+			}
+		}
+		src.Close()
 	}
 }

@@ -43,8 +43,8 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 	}{
 		{"malformed reference", s, []string{"pull", "UPPER/Case::x"}, []string{"invalid reference", "reference format", "invalid"}},
 		{"unknown image", s, []string{"pull", "--tls-verify=false", e2e.Registry + "/no/such:img"}, []string{"manifest unknown", "not found", "unknown"}},
-		{"unreachable registry", s, []string{"pull", "--tls-verify=false", closedPort(t) + "/library/busybox:latest"}, []string{"connection refused"}},
-		{"registry answering 500", s, []string{"pull", "--tls-verify=false", strings.TrimPrefix(server500.URL, "http://") + "/library/busybox:latest"}, []string{"500", "internal server error"}},
+		{"unreachable registry", s, []string{"pull", "--tls-verify=false", "--retry-delay=10ms", closedPort(t) + "/library/busybox:latest"}, []string{"connection refused"}},
+		{"registry answering 500", s, []string{"pull", "--tls-verify=false", "--retry-delay=10ms", strings.TrimPrefix(server500.URL, "http://") + "/library/busybox:latest"}, []string{"500", "internal server error"}},
 		{"truncated oci-archive", s, []string{"pull", "oci-archive:" + truncated}, []string{"unexpected eof", "truncated", "eof"}},
 		{"corrupted blob", s, []string{"pull", "oci:" + corrupt + ":latest"}, []string{"digest", "checksum", "corrupt", "mismatch", "invalid"}},
 		{"root without permission", denied, []string{"pull", "oci-archive:" + variant}, []string{"permission denied"}},

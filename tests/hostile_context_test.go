@@ -279,8 +279,8 @@ func TestHostileDestinations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// No limit on the expansion (see docs/security.md): the protection checked here
-		// is only that the archive is streamed, not held in memory.
+		// Under --max-layer-size (TestLayerSizeLimit has it refused), the protection
+		// checked here is that the archive is streamed, not held in memory.
 		h.buildCase(t, buildCase{build: "", dockerfile: step("ADD bomb.tar.gz /%.0[1]s"),
 			archives: func(*hostile) map[string][]byte { return map[string][]byte{"bomb.tar.gz": bomb} },
 			lim:      runLimits{memory: 2 << 30}, inside: func(*hostile) string { return fmt.Sprintf(`test "$(stat -c %%s /zeros)" = %d`, size) }})

@@ -693,13 +693,11 @@ func diskUsed(dir string) int64 {
 // apparent size dwarfs its archive, very long names, and PAX headers (item 9).
 //
 // What protects it: layers are streamed (never held in memory), so forge's peak memory
-// does not grow with the layer; storage writes a sparse file's holes as holes (tar
+// does not grow with the layer; --max-layer-size stops a layer that unpacks past it while
+// it is read, before storage unpacks it; storage writes a sparse file's holes as holes (tar
 // reader's WriteTo seeks over them), so a few KiB of archive cannot fill the disk; the
 // kernel's NAME_MAX/PATH_MAX and archive/tar's 1 MiB limit on PAX headers end the rest
 // with an error.
-//
-// Not protected: forge has no limit on how far a layer may expand. The gzip bomb below
-// (a few hundred KiB) is written to the store in full; see docs/security.md.
 func TestHostileBombs(t *testing.T) {
 	t.Parallel()
 	h := newHostile(t)
@@ -711,17 +709,16 @@ func TestHostileBombs(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("a %d KiB gzip that expands to %d MiB", len(blob)>>10, bomb>>20)
-		r, u := h.s.runMeasured(t, runLimits{}, "pull", "-q", "oci-archive:"+h.archive(t, h.onBusybox(evil.Layer{Blob: blob})))
+		r, u := h.s.runMeasured(t, runLimits{}, "--max-layer-size", "64MiB", "pull", "-q", "oci-archive:"+h.archive(t, h.onBusybox(evil.Layer{Blob: blob})))
 		h.check(t)
 		h.s.images(t)
 		if u.maxRSS > memLimit {
 			t.Errorf("forge held the layer in memory: peak %d MiB for a %d MiB layer", u.maxRSS>>20, bomb>>20)
 		}
-		if r.code != 0 {
-			oneLineError(t, r, "limit", "too large", "exceeds")
-			return
+		oneLineError(t, r, "size limit")
+		if u.diskGrown > 64<<20 {
+			t.Errorf("the refused layer grew the store by %d MiB", u.diskGrown>>20)
 		}
-		t.Logf("NO LIMIT: the %d KiB blob was written to the store as %d MiB", len(blob)>>10, u.diskGrown>>20)
 	})
 	const apparent = 256 << 20
 	sparseGNU := evil.SparseTar("sparse", "data", apparent)
@@ -732,10 +729,9 @@ func TestHostileBombs(t *testing.T) {
 	for name, blob := range map[string][]byte{"sparse file (old GNU)": sparseGNU, "sparse file (PAX 1.0)": sparsePAX} {
 		t.Run(name, func(t *testing.T) {
 			if name == "sparse file (PAX 1.0)" {
-				// Open problem (issue 7): the storage library's untar writes a PAX 1.0
-				// sparse file's holes as zeros, and forge has no unpacked-size limit yet
-				// (storage.LayerExpansion exists but is not wired into pulls).
-				t.Skip("known gap: PAX sparse files are unpacked without holes and without a size limit")
+				// Open problem: the storage library's untar writes a PAX 1.0 sparse file's
+				// holes as zeros; --max-layer-size (16 GiB by default) bounds how much.
+				t.Skip("known gap: PAX sparse files are unpacked without holes, up to --max-layer-size")
 			}
 			c := layerCase{
 				image: func(h *hostile) evil.Image { return h.onBusybox(evil.Layer{Blob: blob}) },

@@ -24,6 +24,7 @@ type env struct {
 	RegistriesConf  string // FORGE_REGISTRIES_CONF: docker.io mirrored to Registry; both registries insecure
 	Fixtures        string // FORGE_FIXTURES: busybox.tar and variant.tar (OCI archives from mkbase)
 	DeniedDir       string // FORGE_DENIED_DIR: a root-owned 0700 directory
+	SmallFS         string // FORGE_SMALL_FS: a 64 MiB filesystem of the test user's own, for full-disk tests
 }
 
 const (
@@ -59,6 +60,7 @@ func loadEnv() (env, []string) {
 		{"FORGE_REGISTRIES_CONF", &e.RegistriesConf},
 		{"FORGE_FIXTURES", &e.Fixtures},
 		{"FORGE_DENIED_DIR", &e.DeniedDir},
+		{"FORGE_SMALL_FS", &e.SmallFS},
 	} {
 		*v.dst = os.Getenv(v.name)
 		if *v.dst == "" {

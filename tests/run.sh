@@ -6,12 +6,14 @@
 # forgetest with subordinate ID ranges, builds forge and the test binary, makes
 # the busybox fixture and a minimal Debian bookworm image (mmdebstrap, cached
 # per day in /var/cache/forge-e2e), starts two real registries (one with htpasswd auth) as
-# forgetest, runs the unit tests as root and the end-to-end tests in tests/ as
-# forgetest, then stops the registries and removes everything it made.
+# forgetest, mounts a small tmpfs for the full-disk tests, runs the unit tests as root and
+# the end-to-end tests in tests/ as forgetest, then stops the registries and removes
+# everything it made.
 #
 #   tests/run.sh                 the whole run; exit status = the tests' status
 #   tests/run.sh --setup-only    set up, leave the registries running, print the
 #                                environment for running tests by hand
+#   FORGE_STRESS=1 tests/run.sh  also the stress version of the kill test (100 SIGKILLs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ TAGS="containers_image_openpgp containers_image_docker_daemon_stub exclude_graph
 PACKAGES=(uidmap docker-registry skopeo umoci busybox-static apache2-utils procps mmdebstrap)
 TEST_USER=forgetest
 DENIED_DIR=/var/lib/forge-e2e-denied # root-owned 0700: a --root the test user cannot create
+SMALL_FS_SIZE=64m                    # the tmpfs of the full-disk tests, $WORK/smallfs
 DEBIAN_CACHE=/var/cache/forge-e2e     # mmdebstrap's bookworm rootfs, one tar per day
 USER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SETUP_ONLY=false
@@ -77,6 +80,10 @@ make_workdir() {
 	mkdir -p "$WORK"/{bin,fixtures,home,run,tmp,reg,authreg}
 	chown "$TEST_USER:$TEST_USER" "$WORK"/{home,run,tmp,reg,authreg}
 	chmod 0700 "$WORK/run"
+	# A small filesystem of the test user's own, for the full-disk tests.
+	mkdir "$WORK/smallfs"
+	mount -t tmpfs -o "size=$SMALL_FS_SIZE,mode=0755" forge-e2e-small "$WORK/smallfs"
+	chown "$TEST_USER:$TEST_USER" "$WORK/smallfs"
 }
 
 # apt_mirror: the Debian mirror this machine's apt uses (the image's apt uses it too).
@@ -191,7 +198,10 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	# Stores hold files owned by forgetest's subordinate IDs: only root removes them.
-	[ -z "${WORK:-}" ] || rm -rf "$WORK"
+	if [ -n "${WORK:-}" ]; then
+		! mountpoint -q "$WORK/smallfs" || umount "$WORK/smallfs"
+		rm -rf "$WORK"
+	fi
 	exit "$status"
 }
 
@@ -245,6 +255,9 @@ E2E_ENV=(
 	FORGE_REGISTRIES_CONF="$WORK/registries.conf"
 	FORGE_FIXTURES="$WORK/fixtures"
 	FORGE_DENIED_DIR="$DENIED_DIR"
+	FORGE_SMALL_FS="$WORK/smallfs"
+	FORGE_STRESS="${FORGE_STRESS:-}"           # 1: the kill test kills 100 times, not 10
+	FORGE_STRESS_SEED="${FORGE_STRESS_SEED:-}" # repeats a kill test's random moments
 )
 
 if [ "$SETUP_ONLY" = true ]; then
@@ -256,7 +269,7 @@ Run tests as $TEST_USER, e.g.:
   go test -c -o $WORK/bin/e2e.test -tags "$TAGS" ./tests/ && cp bin/forge $WORK/bin/forge
   cd $WORK && setpriv --reuid=$TEST_USER --regid=$TEST_USER --init-groups env -i HOME=$WORK/home \\
     XDG_RUNTIME_DIR=$WORK/run TMPDIR=$WORK/tmp PATH=$USER_PATH \$(cat $WORK/e2e.env) $WORK/bin/e2e.test -test.v
-Stop: kill ${PIDS[*]}; rm -rf $WORK
+Stop: kill ${PIDS[*]}; umount $WORK/smallfs; rm -rf $WORK
 EOF
 	exit 0
 fi
