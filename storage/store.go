@@ -29,6 +29,10 @@ type Options struct {
 	// IgnoreChownErrors is set when only one ID is mapped: files owned by other users
 	// are then stored as the caller's own.
 	IgnoreChownErrors bool
+	// NoMounts is set for chroot isolation: nothing can be mounted, so the driver is vfs,
+	// and each new container records its root filesystem so that its changes can be
+	// found by comparing (TrackedChanges).
+	NoMounts bool
 	// TempDir holds large temporary files (unpacked archives during a pull); default /var/tmp.
 	TempDir string
 	Logger  *slog.Logger
@@ -40,6 +44,7 @@ type Store struct {
 	driverReason   string
 	registriesConf string
 	tempDir        string
+	noMounts       bool
 	log            *slog.Logger
 }
 
@@ -74,7 +79,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	log.Debug("store opened", "driver", store.GraphDriverName(), "reason", reason,
 		"graphroot", store.GraphRoot(), "runroot", store.RunRoot())
-	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, log: log}, nil
+	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir,
+		noMounts: opts.NoMounts, log: log}, nil
 }
 
 // checkRoot gives a clear error when the graph root cannot be created, before storage
@@ -108,6 +114,13 @@ type driverChoice struct {
 // uses, or the best that works: kernel overlay, then fuse-overlayfs, then vfs.
 func openWithDriver(ctx context.Context, base stypes.StoreOptions, opts Options) (cstorage.Store, string, error) {
 	fixed := fixedDriver(base, opts)
+	if opts.NoMounts {
+		c, err := noMountsDriver(base, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		fixed = &c
+	}
 	if fixed != nil {
 		s, err := getStore(base, *fixed, opts.IgnoreChownErrors)
 		if err != nil {
