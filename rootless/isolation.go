@@ -57,7 +57,7 @@ func ChooseIsolation(requested Isolation, source string) (IsolationChoice, error
 			"as uid %d forge isolates RUN steps in its own user namespace", source, os.Geteuid())
 	case requested != "":
 		return IsolationChoice{Isolation: requested, Reason: "chosen with " + source}, nil
-	case !root:
+	case !root || insideOwnNamespace():
 		return IsolationChoice{Isolation: IsolationNamespaces, Reason: "forge's own user namespace"}, nil
 	}
 	if err := <-probeNamespaces(); err != nil {
@@ -65,6 +65,19 @@ func ChooseIsolation(requested Isolation, source string) (IsolationChoice, error
 			Reason: "namespaces cannot be made here (" + err.Error() + "), as in a container without privileges"}, nil
 	}
 	return IsolationChoice{Isolation: IsolationNamespaces, Reason: "mount namespaces work as root here"}, nil
+}
+
+// insideOwnNamespace reports whether this process is one forge started in its user
+// namespace (the outer process chose the isolation already).
+func insideOwnNamespace() bool {
+	if _, ok := os.LookupEnv(envStage1); ok {
+		return true
+	}
+	if os.Getenv(envConfigured) != "done" {
+		return false
+	}
+	m, err := readIDMap("/proc/self/uid_map")
+	return err == nil && !isIdentity(m)
 }
 
 // probeNamespaces tries, on a thread of its own that is thrown away afterwards, what a RUN

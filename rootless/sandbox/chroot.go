@@ -70,18 +70,21 @@ func runChroot(ctx context.Context, cfg Config) (status int, err error) {
 	if cfg.TTY {
 		attr.Setsid, attr.Setctty = true, true
 	}
-	status, err = start(ctx, cfg, spec, launch{name: chrootInitName, attr: attr, kill: killGroup})
-	killLeftovers(root)
-	return status, err
+	reap := func(cmd *exec.Cmd) {
+		_ = killGroup(cmd) // the command's background jobs
+		killLeftovers(root)
+	}
+	return start(ctx, cfg, spec, launch{name: chrootInitName, attr: attr, kill: killGroup, reap: reap})
 }
 
 // killGroup kills the command's process group (its session with a TTY).
 func killGroup(cmd *exec.Cmd) error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 // killLeftovers kills the processes whose root directory is root: what the command
-// started and left running. Without a PID namespace this is how a step ends for good;
-// a process that changed its root, or that forge may not inspect (another user's, without
-// CAP_SYS_PTRACE), is not found.
+// started and left running outside its process group. Without a PID namespace this is
+// how a step ends for good. A process that left the group and either changed its root
+// or runs as another user (whose root forge may not read without CAP_SYS_PTRACE) is not
+// found.
 func killLeftovers(root string) {
 	for round := 0; round < 50; round++ {
 		pids := processesIn(root)

@@ -141,12 +141,13 @@ func Run(ctx context.Context, cfg Config) (status int, err error) {
 	return start(ctx, cfg, spec, launch{name: initName, attr: sysProcAttr(spec), kill: killChild})
 }
 
-// launch says how start makes the child: the reexec entry point, its attributes, and how
-// to kill it and whatever it started.
+// launch says how start makes the child: the reexec entry point, its attributes, how to
+// kill it and whatever it started, and what ends the rest once it has exited.
 type launch struct {
 	name string
 	attr *syscall.SysProcAttr
 	kill func(*exec.Cmd) error
+	reap func(*exec.Cmd) // nil: nothing outlives the child
 }
 
 // killChild kills the sandbox's PID 1, which ends its PID namespace.
@@ -196,7 +197,11 @@ func start(ctx context.Context, cfg Config, spec *specs.Spec, how launch) (int, 
 		_ = cmd.Wait()
 		return -1, fmt.Errorf("send spec: %w", err)
 	}
-	return wait(ctx, cmd, statusR, stdio, cfg.Stderr)
+	status, err := wait(ctx, cmd, statusR, stdio, cfg.Stderr)
+	if how.reap != nil {
+		how.reap(cmd)
+	}
+	return status, err
 }
 
 // wait reads the child's report (EOF when the command was executed), waits for the
