@@ -190,10 +190,10 @@ func readImage(t *testing.T, ref string) pulledImage {
 	t.Helper()
 	img := pulledImage{ref: ref}
 	m, _, _ := skopeoInspect(t, ref)
-	decodeJSON(t, "skopeo inspect --config", skopeo(t, "inspect", "--config", "--tls-verify=false", ref), &img.config)
+	decodeJSON(t, "skopeo inspect --config", skopeo(t, append(append([]string{"inspect", "--config"}, tlsOff("--tls-verify", ref)...), ref)...), &img.config)
 	dir := t.TempDir()
 	layout := filepath.Join(dir, "layout")
-	skopeo(t, "copy", "-q", "--src-tls-verify=false", ref, "oci:"+layout+":img")
+	skopeo(t, append(append([]string{"copy", "-q"}, tlsOff("--src-tls-verify", ref)...), ref, "oci:"+layout+":img")...)
 	for _, l := range m.Layers {
 		img.layers = append(img.layers, layerEntries(t, filepath.Join(layout, "blobs", strings.Replace(l.Digest, ":", "/", 1))))
 	}
@@ -394,5 +394,36 @@ func TestChrootNeedsRoot(t *testing.T) {
 	line := oneLineError(t, s.run(t, "images"), "FORGE_ISOLATION")
 	if !strings.Contains(line, "want auto, namespaces or chroot") {
 		t.Errorf("the error must list the values: %s", line)
+	}
+}
+
+// TestChrootContainerScripted: the scripted verbs under chroot isolation, each its own
+// process: the container's record made by `forge from` tells `forge commit` what `forge
+// run` changed; a file rewritten with the same size and times is found by its inode
+// change time and content, one rewritten with the same content is not in the layer.
+func TestChrootContainerScripted(t *testing.T) {
+	e := needRootE2E(t)
+	cs := nonsStore(t, e)
+	cs.pull(t, "-q", "busybox")
+	ctr := cs.workingContainer(t, "busybox")
+	cs.must(t, "run", ctr, "--", "sh", "-c", "rm /bin/vi && echo new > /new && "+
+		"cp -p /etc/passwd /tmp/p && sed -i s/root:x/ROOT:x/ /etc/passwd && touch -r /tmp/p /etc/passwd && rm /tmp/p && "+
+		"cp -p /etc/group /tmp/g && cat /tmp/g > /etc/group && touch -r /tmp/g /etc/group && rm /tmp/g")
+	r := cs.run(t, "--log-level", "error", "run", "--network", "none", ctr, "--", "true")
+	if line := oneLineError(t, r, "network namespace"); !strings.Contains(line, "chroot isolation") {
+		t.Errorf("forge run --network none must say why chroot isolation cannot: %s", line)
+	}
+	onlyImageID(t, cs.run(t, "commit", "-q", ctr, "localhost/scripted"))
+	dir := t.TempDir()
+	cs.must(t, "push", "-q", "localhost/scripted", "oci:"+dir+"/layout:img")
+	img := readImage(t, "oci:"+dir+"/layout:img")
+	top := img.layers[len(img.layers)-1]
+	var names []string
+	for _, entry := range top {
+		names = append(names, strings.Fields(strings.TrimPrefix(entry, "whiteout "))[0])
+	}
+	slices.Sort(names)
+	if want := []string{"bin/.wh.vi", "etc/passwd", "new"}; !slices.Equal(names, want) {
+		t.Errorf("the committed layer holds %q; want the whiteout of /bin/vi, /etc/passwd and /new only:\n  %s", names, strings.Join(top, "\n  "))
 	}
 }
