@@ -427,3 +427,10 @@ func TestChrootContainerScripted(t *testing.T) {
 		t.Errorf("the committed layer holds %q; want the whiteout of /bin/vi, /etc/passwd and /new only:\n  %s", names, strings.Join(top, "\n  "))
 	}
 }
+
+// TestChrootContainerRedisSeed: the seed's example (apt-get on Debian) builds in the
+// simulated container, and its image serves redis under forge run there; SIGINT ends it.
+func TestChrootContainerRedisSeed(t *testing.T) {
+	e := needRootE2E(t)
+	checkRedisSeed(t, nonsStore(t, e))
+}
