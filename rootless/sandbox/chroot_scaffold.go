@@ -78,17 +78,27 @@ func (s *scaffold) inRoot(p string) (string, error) {
 // ensureDir makes dir (and missing parents) inside the root; what it made is removed
 // after the run when empty.
 func (s *scaffold) ensureDir(dir string) error {
-	parent := path.Dir(path.Clean("/" + dir))
-	var created []string
-	err := s.keepTimes(parent, func() error {
-		var err error
-		created, err = makeMountpoint(s.root, dir, true)
+	parent := s.existingAncestor(path.Clean("/" + dir))
+	return s.keepTimes(parent, func() error {
+		created, err := makeMountpoint(s.root, dir, true)
+		if len(created) > 0 {
+			s.push(func() error { return removeMountpoints(s.root, created) })
+		}
 		return err
 	})
-	if len(created) > 0 {
-		s.push(func() error { return removeMountpoints(s.root, created) })
+}
+
+// existingAncestor is the deepest directory above p (a path inside the root) that exists:
+// the one whose entries making p changes.
+func (s *scaffold) existingAncestor(p string) string {
+	for p = path.Dir(p); p != "/"; p = path.Dir(p) {
+		if host, err := s.inRoot(p); err == nil {
+			if _, err := os.Lstat(host); err == nil {
+				return p
+			}
+		}
 	}
-	return err
+	return "/"
 }
 
 // keepTimes runs change, which alters the entries of dir (a path inside the root), and
