@@ -434,3 +434,18 @@ func TestChrootContainerRedisSeed(t *testing.T) {
 	e := needRootE2E(t)
 	checkRedisSeed(t, nonsStore(t, e))
 }
+
+// TestChrootContainerCacheMount: a cache mount is a copy under chroot isolation, and
+// what a step writes there is kept for the next step.
+func TestChrootContainerCacheMount(t *testing.T) {
+	e := needRootE2E(t)
+	cs := nonsStore(t, e)
+	cs.pull(t, "-q", "busybox")
+	dockerfile := "FROM busybox\n" +
+		"RUN --mount=type=cache,target=/root/.cache echo c4che-hit > /root/.cache/f\n" +
+		"RUN --mount=type=cache,target=/root/.cache tr a-z A-Z < /root/.cache/f\n"
+	_, r := cs.budOK(t, "", budContext(t, dockerfile, nil))
+	if !strings.Contains(r.stdout, "C4CHE-HIT") {
+		t.Errorf("the second step did not see what the first wrote to the cache: %v", r)
+	}
+}

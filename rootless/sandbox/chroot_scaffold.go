@@ -240,7 +240,9 @@ func (s *scaffold) swapContent(p, host, content string) error {
 	return nil
 }
 
-// volume copies what a mount would show into the root filesystem.
+// volume copies what a mount would show into the root filesystem. A writable volume
+// resolved inside a Root (a RUN cache mount) gets what the command left there copied
+// back after the run; other writable volumes lose what the command wrote.
 func (s *scaffold) volume(v Volume) error {
 	src := v.Source
 	if v.Root != "" {
@@ -249,7 +251,35 @@ func (s *scaffold) volume(v Volume) error {
 			return fmt.Errorf("mount %s: %w", v.Dest, err)
 		}
 	}
-	return s.copyIn(src, v.Dest)
+	if err := s.copyIn(src, v.Dest); err != nil {
+		return err
+	}
+	if v.Root != "" && !v.ReadOnly {
+		s.push(func() error { return s.copyBack(v.Dest, src) })
+	}
+	return nil
+}
+
+// copyBack replaces the contents of the directory src with those of dest (a path inside
+// the root), before dest is removed.
+func (s *scaffold) copyBack(dest, src string) error {
+	host, err := s.inRoot(dest)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(host); err != nil || !fi.IsDir() {
+		return nil // the command removed or replaced it: the cache stays as it was
+	}
+	if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
+		return nil
+	}
+	if err := clearDir(src); err != nil {
+		return fmt.Errorf("keep mount %s: %w", dest, err)
+	}
+	if err := copyTree(host, src); err != nil {
+		return fmt.Errorf("keep mount %s: %w", dest, err)
+	}
+	return nil
 }
 
 // copyIn puts a copy of src (a file or directory; "" for an empty directory) at dest

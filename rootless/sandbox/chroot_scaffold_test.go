@@ -144,6 +144,32 @@ func TestScaffoldKeepsWhatTheCommandChanged(t *testing.T) {
 	}
 }
 
+// TestScaffoldKeepsCache: what the command writes to a cache mount (a writable volume in
+// a Root) is in the cache afterwards; what it writes to another volume is not.
+func TestScaffoldKeepsCache(t *testing.T) {
+	t.Parallel()
+	root, cache, other := imageTree(t), t.TempDir(), t.TempDir()
+	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
+	err := sc.build(Config{Volumes: []Volume{{Root: cache, Source: "", Dest: "/cache"}, {Source: other, Dest: "/other"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"cache/hit", "other/lost"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.undo(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(cache, "hit")); err != nil || string(got) != "x" {
+		t.Errorf("the cache lost what the command wrote: %q, %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(other, "lost")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a plain volume got what the command wrote: %v", err)
+	}
+}
+
 // TestScaffoldRefusesToCover: a mount target the image has files at needs a real mount.
 func TestScaffoldRefusesToCover(t *testing.T) {
 	t.Parallel()
