@@ -94,12 +94,16 @@ func diffTree(ctx context.Context, root, parent string, before rootfsRecord) ([]
 	var changes []archive.Change
 	now := map[string]bool{}   // paths present now that are directories
 	whole := map[string]bool{} // directories whose whole content goes into the layer
+	links := map[uint64][]string{}
 	add := func(p string, kind archive.ChangeType) {
 		changes = append(changes, archive.Change{Path: p, Kind: kind})
 	}
 	err := walkTree(ctx, root, func(p string, st *unix.Statx_t) error {
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		now[p] = isDir
+		if !isDir && st.Nlink > 1 {
+			links[st.Ino] = append(links[st.Ino], p)
+		}
 		old, known := before[p]
 		switch {
 		case whole[path.Dir(p)]:
@@ -126,6 +130,7 @@ func diffTree(ctx context.Context, root, parent string, before rootfsRecord) ([]
 	if err != nil {
 		return nil, err
 	}
+	changes = withHardLinks(changes, links)
 	for p := range before {
 		if _, ok := now[p]; ok {
 			continue
@@ -137,6 +142,28 @@ func diffTree(ctx context.Context, root, parent string, before rootfsRecord) ([]
 	}
 	slices.SortFunc(changes, func(a, b archive.Change) int { return strings.Compare(a.Path, b.Path) })
 	return changes, nil
+}
+
+// withHardLinks adds the unchanged names of files that a changed name is a hard link to,
+// so that the layer links them as overlay's copy-up does (a new link to an old file
+// makes the old name part of the layer too).
+func withHardLinks(changes []archive.Change, links map[uint64][]string) []archive.Change {
+	in := map[string]bool{}
+	for _, c := range changes {
+		in[c.Path] = true
+	}
+	for _, paths := range links {
+		if !slices.ContainsFunc(paths, func(p string) bool { return in[p] }) {
+			continue
+		}
+		for _, p := range paths {
+			if !in[p] {
+				changes = append(changes, archive.Change{Path: p, Kind: archive.ChangeModify})
+				in[p] = true
+			}
+		}
+	}
+	return changes
 }
 
 // replaced reports whether a directory is a new inode: another number, or the same

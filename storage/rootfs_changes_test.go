@@ -66,7 +66,7 @@ func TestDiffTree(t *testing.T) {
 		"a": "one", "same": "s", "gone-file": "x", "mode": "m",
 		"d/": "", "d/x": "old x", "d/y": "y",
 		"gone/": "", "gone/1": "1", "gone/sub/2": "2",
-		"keep/": "", "keep/f": "f",
+		"keep/": "", "keep/f": "f", "linked": "l",
 	}
 	parent, root := t.TempDir(), t.TempDir()
 	writeTree(t, parent, files)
@@ -92,6 +92,9 @@ func TestDiffTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeTree(t, root, map[string]string{"d/x": "old x", "new/n": "n"})
+	if err := os.Link(filepath.Join(root, "linked"), filepath.Join(root, "new/link")); err != nil {
+		t.Fatal(err)
+	}
 
 	got, err := diffTree(ctx, root, parent, before)
 	if err != nil {
@@ -104,8 +107,10 @@ func TestDiffTree(t *testing.T) {
 		{Path: "/d/x", Kind: archive.ChangeAdd}, // in a replaced directory: there, even unchanged
 		{Path: "/gone", Kind: archive.ChangeDelete},
 		{Path: "/gone-file", Kind: archive.ChangeDelete},
+		{Path: "/linked", Kind: archive.ChangeModify}, // unchanged, but the first name of a new link
 		{Path: "/mode", Kind: archive.ChangeModify},
 		{Path: "/new", Kind: archive.ChangeAdd},
+		{Path: "/new/link", Kind: archive.ChangeAdd},
 		{Path: "/new/n", Kind: archive.ChangeAdd},
 	}
 	if !slices.Equal(got, want) {

@@ -31,7 +31,7 @@ ENV APP=/opt/app
 WORKDIR /opt/app
 COPY app.sh ./
 COPY --chown=1000:1000 data/ ./data/
-RUN chmod 4755 app.sh && ln -s app.sh run && ln app.sh hard && mkdir -p /var/log/app && chown 1000:1000 /var/log/app
+RUN chmod 4755 app.sh && ln -s app.sh run && ln app.sh hard && ln /bin/busybox bb && mkdir -p /var/log/app && chown 1000:1000 /var/log/app
 RUN <<EOF
 echo from a heredoc > /opt/app/heredoc.txt
 EOF
