@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,17 +66,41 @@ func (s *Store) recordRootFS(ctx context.Context, id string) (retErr error) {
 	return nil
 }
 
-// readRecord records the tree at root.
+// readRecord records the tree at root. It returns once the clock that stamps inode
+// change times has passed every change time recorded, so that a change made afterwards
+// cannot leave a file with the change time it was recorded with.
 func readRecord(ctx context.Context, root string) (rootfsRecord, error) {
 	rec := rootfsRecord{}
+	var latest int64
 	err := walkTree(ctx, root, func(p string, st *unix.Statx_t) error {
-		rec[p] = idOf(st)
+		id := idOf(st)
+		rec[p] = id
+		latest = max(latest, id.Ctime)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record root filesystem: %w", err)
 	}
-	return rec, nil
+	return rec, waitPast(ctx, latest)
+}
+
+// waitPast waits until the coarse real-time clock (the one file times come from) is past
+// t (ns); usually it is already.
+func waitPast(ctx context.Context, t int64) error {
+	for {
+		var now unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &now); err != nil {
+			return fmt.Errorf("read the clock: %w", err)
+		}
+		if now.Nano() > t {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // loadRecord reads container id's record; ok is false when it has none.
