@@ -449,3 +449,26 @@ func TestChrootContainerCacheMount(t *testing.T) {
 		t.Errorf("the second step did not see what the first wrote to the cache: %v", r)
 	}
 }
+
+// TestChrootContainerExplicit: root on this machine, where namespaces work, gets chroot
+// isolation when it asks for it, and forge says why; --isolation wins over
+// FORGE_ISOLATION.
+func TestChrootContainerExplicit(t *testing.T) {
+	needRootE2E(t)
+	s := newStore(t)
+	s.env["FORGE_ISOLATION"] = "chroot"
+	info := strings.TrimSpace(s.must(t, "info", "--format", "{{.Isolation.Isolation}}|{{.Isolation.Reason}}|{{.Isolation.Detected}}|{{.Store.GraphDriverName}}"))
+	if info != "chroot|chosen with FORGE_ISOLATION|false|vfs" {
+		t.Errorf("FORGE_ISOLATION=chroot: forge info says %q", info)
+	}
+	s.pull(t, "-q", "busybox")
+	r := s.run(t, "--log-level", "info", "bud", budContext(t, "FROM busybox\nRUN echo ran-in-chroot\n", nil))
+	if r.code != 0 || !strings.Contains(r.stdout, "ran-in-chroot") || strings.Count(r.stderr, "isolation chroot: chosen with FORGE_ISOLATION") != 1 {
+		t.Errorf("want the step's output and one note of the isolation: %v", r)
+	}
+	s.env["FORGE_ISOLATION"] = "namespaces"
+	info = strings.TrimSpace(s.must(t, "--isolation", "chroot", "info", "--format", "{{.Isolation.Isolation}}: {{.Isolation.Reason}}"))
+	if info != "chroot: chosen with --isolation" {
+		t.Errorf("--isolation chroot with FORGE_ISOLATION=namespaces: forge info says %q", info)
+	}
+}
