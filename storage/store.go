@@ -1,6 +1,8 @@
 // Package storage owns forge's local image store (go.podman.io/storage) and moving images in
 // and out of it with go.podman.io/image/v5: pull, push, short-name resolution, credentials,
-// listing, tagging and removal. It chooses the storage driver and remembers why.
+// listing, tagging and removal. It chooses the storage driver and remembers why. Where
+// nothing can be mounted (chroot isolation) it uses vfs, records each new container's root
+// filesystem, and finds the container's changes by comparing with that record.
 package storage
 
 import (

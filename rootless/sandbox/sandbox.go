@@ -22,6 +22,10 @@
 // working. They cannot gain more than forge's user namespace holds, and the bounding set
 // is Docker's default set.
 //
+// Where no namespace can be made (root in an unprivileged container), Config.Isolation
+// chroot runs the command chrooted into the root filesystem instead, with no mount at all
+// (chroot.go): what the mounts would give is copied in for the run and taken out again.
+//
 // Not done (yet): no seccomp filter (it needs libseccomp or a BPF compiler of our own), no
 // cgroup limits, and PID 1 is the command itself, which does not reap orphans. Two runs
 // at once on the same root filesystem could remove each other's mount points when they
