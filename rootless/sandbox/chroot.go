@@ -62,7 +62,7 @@ func runChroot(ctx context.Context, cfg Config) (status int, err error) {
 	spec.Root.Path = root
 	sc := &scaffold{root: root, log: logger(cfg)}
 	defer func() { err = errors.Join(err, sc.undo()) }()
-	if err := sc.build(cfg); err != nil {
+	if err := sc.build(ctx, cfg); err != nil {
 		return -1, err
 	}
 	logger(cfg).Debug("chroot start", "rootfs", root, "args", cfg.Args)

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ var chrootDevices = []struct {
 	major, minor uint32
 }{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
 
-func (s *scaffold) build(cfg Config) error {
+// build puts the scaffold for cfg in place; cancelling ctx stops copying volumes.
+func (s *scaffold) build(ctx context.Context, cfg Config) error {
 	if err := s.devices(); err != nil {
 		return err
 	}
@@ -45,12 +47,12 @@ func (s *scaffold) build(cfg Config) error {
 		}
 	}
 	for _, v := range cfg.Volumes {
-		if err := s.volume(v); err != nil {
+		if err := s.volume(ctx, v); err != nil {
 			return err
 		}
 	}
 	for _, t := range cfg.Tmpfs {
-		if err := s.copyIn("", t.Dest); err != nil {
+		if err := s.copyIn(ctx, "", t.Dest); err != nil {
 			return err
 		}
 	}
@@ -243,7 +245,7 @@ func (s *scaffold) swapContent(p, host, content string) error {
 // volume copies what a mount would show into the root filesystem. A writable volume
 // resolved inside a Root (a RUN cache mount) gets what the command left there copied
 // back after the run; other writable volumes lose what the command wrote.
-func (s *scaffold) volume(v Volume) error {
+func (s *scaffold) volume(ctx context.Context, v Volume) error {
 	src := v.Source
 	if v.Root != "" {
 		var err error
@@ -251,7 +253,7 @@ func (s *scaffold) volume(v Volume) error {
 			return fmt.Errorf("mount %s: %w", v.Dest, err)
 		}
 	}
-	if err := s.copyIn(src, v.Dest); err != nil {
+	if err := s.copyIn(ctx, src, v.Dest); err != nil {
 		return err
 	}
 	if v.Root != "" && !v.ReadOnly {
@@ -276,7 +278,8 @@ func (s *scaffold) copyBack(dest, src string) error {
 	if err := clearDir(src); err != nil {
 		return fmt.Errorf("keep mount %s: %w", dest, err)
 	}
-	if err := copyTree(host, src); err != nil {
+	// Part of the undo, which finishes even when the run was cancelled.
+	if err := copyTree(context.Background(), host, src); err != nil {
 		return fmt.Errorf("keep mount %s: %w", dest, err)
 	}
 	return nil
@@ -285,7 +288,7 @@ func (s *scaffold) copyBack(dest, src string) error {
 // copyIn puts a copy of src (a file or directory; "" for an empty directory) at dest
 // for the run and removes it afterwards. dest must be missing or an empty directory:
 // covering what the image has there would need a mount.
-func (s *scaffold) copyIn(src, dest string) error {
+func (s *scaffold) copyIn(ctx context.Context, src, dest string) error {
 	host, err := s.inRoot(dest)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", dest, err)
@@ -312,7 +315,7 @@ func (s *scaffold) copyIn(src, dest string) error {
 			if err := os.Mkdir(host, 0o755); err != nil {
 				return fmt.Errorf("mount %s: %w", dest, err)
 			}
-			return copyTree(src, host)
+			return copyTree(ctx, src, host)
 		})
 	case err != nil:
 		return fmt.Errorf("mount %s: %w", dest, err)
@@ -321,7 +324,7 @@ func (s *scaffold) copyIn(src, dest string) error {
 	}
 	return s.keepTimes(dest, func() error {
 		s.push(func() error { return clearDir(host) })
-		return copyTree(src, host)
+		return copyTree(ctx, src, host)
 	})
 }
 
@@ -350,12 +353,15 @@ func clearDir(dir string) error {
 
 // copyTree copies the contents of the directory src ("" for none) into the existing
 // directory dst, keeping modes, owners and times; symlinks are copied as symlinks.
-func copyTree(src, dst string) error {
+func copyTree(ctx context.Context, src, dst string) error {
 	if src == "" {
 		return nil
 	}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(src, p)

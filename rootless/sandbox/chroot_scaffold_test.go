@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -94,7 +95,7 @@ func TestScaffoldLeavesNoTrace(t *testing.T) {
 	root := imageTree(t)
 	before := describe(t, root)
 	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
-	err := sc.build(chrootConfig(t))
+	err := sc.build(context.Background(), chrootConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestScaffoldKeepsWhatTheCommandChanged(t *testing.T) {
 	t.Parallel()
 	root := imageTree(t)
 	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
-	if err := sc.build(Config{}); err != nil {
+	if err := sc.build(context.Background(), Config{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
@@ -150,7 +151,7 @@ func TestScaffoldKeepsCache(t *testing.T) {
 	t.Parallel()
 	root, cache, other := imageTree(t), t.TempDir(), t.TempDir()
 	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
-	err := sc.build(Config{Volumes: []Volume{{Root: cache, Source: "", Dest: "/cache"}, {Source: other, Dest: "/other"}}})
+	err := sc.build(context.Background(), Config{Volumes: []Volume{{Root: cache, Source: "", Dest: "/cache"}, {Source: other, Dest: "/other"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestScaffoldRefusesToCover(t *testing.T) {
 	t.Parallel()
 	root := imageTree(t)
 	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
-	err := sc.build(Config{Tmpfs: []Tmpfs{{Dest: "/etc"}}})
+	err := sc.build(context.Background(), Config{Tmpfs: []Tmpfs{{Dest: "/etc"}}})
 	if !errors.Is(err, ErrNeedsNamespaces) {
 		t.Errorf("a tmpfs over /etc: got %v, want ErrNeedsNamespaces", err)
 	}
