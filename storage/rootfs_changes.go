@@ -140,8 +140,25 @@ func diffTree(ctx context.Context, root, parent string, before rootfsRecord) ([]
 			add(p, archive.ChangeDelete)
 		}
 	}
+	changes = withParents(changes)
 	slices.SortFunc(changes, func(a, b archive.Change) int { return strings.Compare(a.Path, b.Path) })
 	return changes, nil
+}
+
+// withParents adds the directories that hold a change, as they are now: overlay's upper
+// directory has them (copied up to hold the change), so the rootless layer lists them too.
+func withParents(changes []archive.Change) []archive.Change {
+	in := map[string]bool{}
+	for _, c := range changes {
+		in[c.Path] = true
+	}
+	for _, c := range changes {
+		for dir := path.Dir(c.Path); dir != "/" && !in[dir]; dir = path.Dir(dir) {
+			changes = append(changes, archive.Change{Path: dir, Kind: archive.ChangeModify})
+			in[dir] = true
+		}
+	}
+	return changes
 }
 
 // withHardLinks adds the unchanged names of files that a changed name is a hard link to,

@@ -66,7 +66,7 @@ func TestDiffTree(t *testing.T) {
 		"a": "one", "same": "s", "gone-file": "x", "mode": "m",
 		"d/": "", "d/x": "old x", "d/y": "y",
 		"gone/": "", "gone/1": "1", "gone/sub/2": "2",
-		"keep/": "", "keep/f": "f", "linked": "l",
+		"keep/": "", "keep/f": "f", "keep/sub/deep": "d", "linked": "l",
 	}
 	parent, root := t.TempDir(), t.TempDir()
 	writeTree(t, parent, files)
@@ -80,6 +80,9 @@ func TestDiffTree(t *testing.T) {
 	rewrite(t, filepath.Join(root, "a"), "two")  // same size and times, other content
 	rewrite(t, filepath.Join(root, "same"), "s") // written, but the same content
 	if err := os.Chmod(filepath.Join(root, "mode"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "keep/sub/deep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(root, "gone-file")); err != nil {
@@ -107,6 +110,9 @@ func TestDiffTree(t *testing.T) {
 		{Path: "/d/x", Kind: archive.ChangeAdd}, // in a replaced directory: there, even unchanged
 		{Path: "/gone", Kind: archive.ChangeDelete},
 		{Path: "/gone-file", Kind: archive.ChangeDelete},
+		{Path: "/keep", Kind: archive.ChangeModify}, // holds a change, as overlay copies it up
+		{Path: "/keep/sub", Kind: archive.ChangeModify},
+		{Path: "/keep/sub/deep", Kind: archive.ChangeModify},
 		{Path: "/linked", Kind: archive.ChangeModify}, // unchanged, but the first name of a new link
 		{Path: "/mode", Kind: archive.ChangeModify},
 		{Path: "/new", Kind: archive.ChangeAdd},
