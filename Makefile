@@ -39,6 +39,15 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzReproducibleTar$$' -fuzztime $(FUZZTIME) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzIgnoreRules$$' -fuzztime $(FUZZTIME) ./build/
+	@# Layer extraction is fuzzed as an unprivileged user: a regression could write wherever
+	@# the fuzzing user can.
+	d=$$(mktemp -d) && chmod 0755 $$d && $(GO) test -c -fuzz '^FuzzUnpackLayer$$' -tags "$(TAGS)" -o $$d/evil.test ./tests/internal/evil/ && \
+	  mkdir $$d/cache && chown nobody $$d/cache 2>/dev/null; \
+	  cd tests/internal/evil && $$( [ "$$(id -u)" = 0 ] && echo setpriv --reuid=nobody --regid=nogroup --clear-groups ) \
+	  $$d/evil.test -test.run '^$$' -test.fuzz '^FuzzUnpackLayer$$' -test.fuzztime $(FUZZTIME) -test.fuzzcachedir $$d/cache; \
+	  s=$$?; rm -rf $$d; exit $$s
 
 unit:
 	$(GO) test -tags "$(TAGS)" $(UNIT_PKGS)

@@ -107,6 +107,14 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
+	for _, bc := range cases {
+		if c.NoReg || !bc.RegCache {
+			continue
+		}
+		if err := b.runRegCache(ctx, bc); err != nil {
+			return err
+		}
+	}
 	if !c.NoPush {
 		if err := b.runPush(ctx, s); err != nil {
 			return err

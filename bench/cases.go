@@ -12,13 +12,17 @@ type sizes struct {
 	BigBytes   int64 // bytes of incompressible data run-big's RUN writes
 	MultiFiles int   // files multistage's build stage writes (40 kB each)
 	BaseFiles  int   // files in base-100k's extra layer
+	PkgFiles   int   // files redis-like's package-install RUN writes (8 kB each)
+	SrcBytes   int64 // bytes of generated source redis-like's build RUN checksums
 }
 
 func sizesFor(quick bool) sizes {
 	if quick {
-		return sizes{CopyFiles: 2000, CopyBytes: 20e6, BigBytes: 50e6, MultiFiles: 100, BaseFiles: 10000}
+		return sizes{CopyFiles: 2000, CopyBytes: 20e6, BigBytes: 50e6, MultiFiles: 100, BaseFiles: 10000,
+			PkgFiles: 500, SrcBytes: 25e6}
 	}
-	return sizes{CopyFiles: 20000, CopyBytes: 200e6, BigBytes: 500e6, MultiFiles: 1000, BaseFiles: 100000}
+	return sizes{CopyFiles: 20000, CopyBytes: 200e6, BigBytes: 500e6, MultiFiles: 1000, BaseFiles: 100000,
+		PkgFiles: 2000, SrcBytes: 100e6}
 }
 
 // Contexts of the cases: a generated file tree, or an empty directory.
@@ -35,6 +39,7 @@ type benchCase struct {
 	// Dockerfile returns the Dockerfile with variant v of its last line: 1 for the cold
 	// and the cached build, 2 for the last-line-changed one.
 	Dockerfile func(v int) string
+	RegCache   bool // also measured cold from a registry cache (forge only, see runRegCache)
 }
 
 // caseBaseRef is the reference for base-100k: the same RUN on the busybox base.
@@ -51,7 +56,7 @@ func casesFor(reg string, s sizes) []benchCase {
 			Dockerfile: func(v int) string {
 				return busybox + "RUN echo hello > /hello.txt\n" + fmt.Sprintf("CMD [\"echo\", \"variant %d\"]\n", v)
 			}},
-		{Name: "steps20", Stresses: "per-step overhead (20 small RUN steps)", Context: contextEmpty,
+		{Name: "steps20", Stresses: "per-step overhead (20 small RUN steps)", Context: contextEmpty, RegCache: true,
 			Dockerfile: func(v int) string {
 				return busybox + steps(19) + fmt.Sprintf("RUN echo step 20 variant %d > /step20\n", v)
 			}},
@@ -75,7 +80,33 @@ func casesFor(reg string, s sizes) []benchCase {
 			Dockerfile: func(v int) string { return base100k + touch(v) }},
 		{Name: caseBaseRef, Stresses: "reference for base-100k: the same RUN on the busybox base", Context: contextEmpty,
 			Dockerfile: func(v int) string { return busybox + touch(v) }},
+		{Name: caseRedisLike, Context: contextEmpty, RegCache: true,
+			Stresses: fmt.Sprintf("a server's build: a package install of %d files, %d MB of source checksummed, a config step",
+				s.PkgFiles, s.SrcBytes/1e6),
+			Dockerfile: func(v int) string { return busybox + redisLike(s) + fmt.Sprintf(redisCmd, 6378+v) }},
 	}
+}
+
+// caseRedisLike looks like the build of a server from source: steps that take real time
+// to run and leave small layers, the builds a registry-shared step cache is for.
+const caseRedisLike = "redis-like"
+
+const redisCmd = `CMD ["/usr/local/bin/redis-server", "/etc/redis/redis.conf", "--port", "%d"]` + "\n"
+
+// redisLike returns redis-like's RUN steps: a package install (s.PkgFiles files of 8 kB of
+// random data, 50 per directory), a build that checksums s.SrcBytes of generated source
+// four ways and keeps a 4 MB "binary" and the sums, and a small config step.
+func redisLike(s sizes) string {
+	pkg := fmt.Sprintf("RUN mkdir -p /usr/local/lib/redis && cd /usr/local/lib/redis && "+
+		"for d in $(seq %d); do mkdir m$d && for f in $(seq 50); do head -c 8000 /dev/urandom > m$d/f$f.so; done; done\n",
+		max(1, s.PkgFiles/50))
+	build := fmt.Sprintf("RUN mkdir -p /usr/local/src/redis /usr/local/bin && cd /usr/local/src/redis && "+
+		"head -c %d /dev/urandom > src.bin && sha256sum src.bin > sums && sha512sum src.bin >> sums && "+
+		"sha1sum src.bin >> sums && md5sum src.bin >> sums && head -c 4000000 src.bin > /usr/local/bin/redis-server && "+
+		"chmod 755 /usr/local/bin/redis-server && mv sums /usr/local/lib/redis/build.sums && rm src.bin\n", s.SrcBytes)
+	config := "RUN mkdir -p /etc/redis /data && echo 'bind 0.0.0.0' > /etc/redis/redis.conf && " +
+		"echo 'dir /data' >> /etc/redis/redis.conf\n"
+	return pkg + build + config
 }
 
 // steps returns n small RUN steps.

@@ -6,9 +6,10 @@
 // binary), generates the remaining fixtures in code (build contexts, a base image with
 // 100,000 files), and runs every build as the unprivileged user with a fresh store per case
 // and repetition, alternating forge and Buildah. Each case is measured cold (empty store),
-// cached (identical rebuild) and with its Dockerfile's last line changed.
+// cached (identical rebuild) and with its Dockerfile's last line changed; steps20 and
+// redis-like also cold from a registry cache that an earlier forge build filled.
 //
-//	bench -work DIR -user NAME -forge BIN -registry HOST:PORT -busybox OCI-ARCHIVE [-reps 3] [-quick] [-out docs/benchmarks.md]
+//	bench -work DIR -user NAME -forge BIN -registry HOST:PORT -busybox OCI-ARCHIVE [-reps 3] [-quick] [-no-push] [-no-regcache] [-out docs/benchmarks.md]
 //
 // The benchmark is never part of `make test`.
 package main
@@ -36,6 +37,7 @@ type config struct {
 	Quick    bool     // smaller fixtures (development)
 	Cases    []string // case names to run (all when empty)
 	NoPush   bool     // skip the push measure
+	NoReg    bool     // skip the registry-cache measure
 	Drop     bool     // drop the page cache before each cold build (see dropCaches)
 	Out      string   // markdown file whose results section is rewritten ("" = none)
 }
@@ -54,6 +56,7 @@ func main() {
 	flag.BoolVar(&c.Quick, "quick", false, "smaller fixtures, for development")
 	flag.StringVar(&cases, "cases", "", "comma-separated `cases` to run (default all)")
 	flag.BoolVar(&c.NoPush, "no-push", false, "skip the push measure")
+	flag.BoolVar(&c.NoReg, "no-regcache", false, "skip the registry-cache measure")
 	flag.BoolVar(&c.Drop, "drop-caches", false, "drop the page cache before each cold build (root)")
 	flag.StringVar(&c.Out, "out", "", "markdown `file` whose results section is rewritten")
 	flag.Parse()

@@ -24,6 +24,7 @@ func (b *bench) report(ctx context.Context, cases []benchCase, s sizes, took tim
 		mode(b.cfg, s), fmt.Sprintf("The whole run took %s.", took.Round(time.Second)))
 	md.WriteString(describeMachine(ctx, b.cfg) + b.describeLoad() + "\n")
 	b.writeTimes(&md, cases)
+	b.writeRegCache(&md, cases)
 	b.writePush(&md)
 	b.writeTargets(&md)
 	fmt.Print(md.String())
@@ -43,8 +44,9 @@ func mode(c config, s sizes) string {
 		m = "1 repetition"
 	}
 	if c.Quick {
-		m += fmt.Sprintf(", QUICK mode (small sizes: %d files / %d MB to copy, %d MB run-big, %d-file base)",
-			s.CopyFiles, s.CopyBytes/1e6, s.BigBytes/1e6, s.BaseFiles)
+		m += fmt.Sprintf(", QUICK mode (small sizes: %d files / %d MB to copy, %d MB run-big, %d-file base, "+
+			"redis-like %d files and %d MB of source)", s.CopyFiles, s.CopyBytes/1e6, s.BigBytes/1e6, s.BaseFiles,
+			s.PkgFiles, s.SrcBytes/1e6)
 	}
 	if c.Drop {
 		m += ", page cache dropped before each cold build"

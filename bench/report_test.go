@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,125 @@ func TestCasesHaveTheirChangedLineLast(t *testing.T) {
 			strings.Join(l1[:len(l1)-1], "\n") != strings.Join(l2[:len(l2)-1], "\n") {
 			t.Errorf("%s: variants must differ in the last line only:\n%s\n---\n%s", bc.Name, v1, v2)
 		}
+	}
+}
+
+func TestTargetMet(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		t    target
+		want string
+	}{
+		{target{Value: 0.3, Limit: 0.3, OK: true}, "yes"},
+		{target{Value: 0.6, Limit: 0.3, OK: true}, "**no** (2.00x the goal)"},
+		{target{Value: 0.3, Limit: 0.3, Op: below, OK: true}, "**no** (1.00x the goal)"},
+		{target{Value: 0.2, Limit: 0.3, Op: below, OK: true}, "yes"},
+		{target{Value: 5, Limit: 5, Op: atLeast, OK: true}, "yes"},
+		{target{Value: 12, Limit: 5, Op: atLeast, OK: true}, "yes"},
+		{target{Value: 2.5, Limit: 5, Op: atLeast, OK: true}, "**no** (0.50x the goal)"},
+		{target{Value: 0, Limit: 5, Op: atLeast}, "not measured"},
+	} {
+		if got := tc.t.met(); got != tc.want {
+			t.Errorf("%s %.2f against %.2f: met() = %q, want %q", tc.t.Op, tc.t.Value, tc.t.Limit, got, tc.want)
+		}
+	}
+}
+
+func TestCountCacheHits(t *testing.T) {
+	t.Parallel()
+	out := `STEP 1/4: FROM 127.0.0.1:5000/library/busybox:latest
+STEP 2/4: RUN echo one > /one
+--> Using cache 3f2a (from 127.0.0.1:5000/bench-cache/x)
+STEP 3/4: RUN echo two > /two
+--> Using cache 9c1e
+STEP 4/4: CMD ["sh"]
+--> 77aa
+[build] STEP 2/2: RUN echo three
+--> Using cache 11bb (from 127.0.0.1:5000/bench-cache/x)
+COMMIT localhost/bench-x
+`
+	runs, hits, err := countCacheHits(strings.NewReader(out))
+	if err != nil || runs != 3 || hits != 2 {
+		t.Errorf("countCacheHits = %d runs, %d hits, %v; want 3, 2, nil", runs, hits, err)
+	}
+}
+
+// benchWith returns a bench whose results hold one sample of each given wall time.
+func benchWith(walls map[key]time.Duration) *bench {
+	b := &bench{cfg: config{Registry: "127.0.0.1:5000", Quick: true}, res: newResults()}
+	for k, w := range walls {
+		b.res.samples[k] = []sample{{Wall: w, MaxRSS: 30 << 10}}
+	}
+	return b
+}
+
+func TestRegCacheTargets(t *testing.T) {
+	t.Parallel()
+	f := func(c, m string) key { return key{c, m, toolForge} }
+	b := benchWith(map[key]time.Duration{
+		f("steps20", measureCold):       time.Second,
+		f("steps20", measureCached):     50 * time.Millisecond,
+		f("steps20", measureCacheTo):    1200 * time.Millisecond,
+		f("steps20", measureRegistry):   250 * time.Millisecond,
+		f(caseRedisLike, measureCold):   10 * time.Second,
+		f(caseRedisLike, measureCached): 50 * time.Millisecond,
+		f("tiny", measureCold):          200 * time.Millisecond,
+	})
+	b.res.failures[f(caseRedisLike, measureCacheTo)] = 1 // the cache could not be filled
+	type row struct {
+		name  string
+		value float64
+		ok    bool
+		met   string
+	}
+	var got []row
+	for _, tg := range b.targets() {
+		if strings.Contains(tg.Name, "registry cache") {
+			got = append(got, row{tg.Name, tg.Value, tg.OK, tg.met()})
+		}
+	}
+	want := []row{
+		{"steps20, registry cache: cold / cold from the registry cache, forge", 4, true, "**no** (0.80x the goal)"},
+		{"steps20, registry cache: cold from the registry cache / local cached, forge", 5, true, "**no** (2.50x the goal)"},
+		{"redis-like, registry cache: cold / cold from the registry cache, forge", 0, false, "not measured"},
+		{"redis-like, registry cache: cold from the registry cache / local cached, forge", 0, false, "not measured"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("registry-cache targets:\n%v\nwant:\n%v", got, want)
+	}
+	for i := range want {
+		if got[i].name != want[i].name || got[i].ok != want[i].ok || got[i].met != want[i].met ||
+			math.Abs(got[i].value-want[i].value) > 1e-9 {
+			t.Errorf("target %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	var md strings.Builder
+	b.writeRegCache(&md, casesFor(b.cfg.Registry, sizesFor(true)))
+	for _, line := range []string{
+		"| steps20 | 1.00 | 0.25 | 0.05 | 4.00 | 5.00 | 30 | 1.20 |",
+		"| redis-like | 10.00 | failed | 0.05 | - | - | - | failed |",
+	} {
+		if !strings.Contains(md.String(), line) {
+			t.Errorf("registry-cache table lacks %q:\n%s", line, md.String())
+		}
+	}
+}
+
+func TestRegCacheSkipped(t *testing.T) {
+	t.Parallel()
+	b := benchWith(map[key]time.Duration{
+		{"steps20", measureCold, toolForge}:   time.Second,
+		{"steps20", measureCached, toolForge}: 50 * time.Millisecond,
+	})
+	for _, tg := range b.targets() {
+		if strings.Contains(tg.Name, "registry cache") {
+			t.Errorf("target %q without the registry-cache measure", tg.Name)
+		}
+	}
+	var md strings.Builder
+	b.writeRegCache(&md, casesFor(b.cfg.Registry, sizesFor(true)))
+	if md.Len() != 0 {
+		t.Errorf("registry-cache table without the measure:\n%s", md.String())
 	}
 }

@@ -30,8 +30,8 @@ func (t tool) global(s store) []string {
 	return []string{t.Bin, "--root", s.Root, "--runroot", s.RunRoot, "--storage-driver", t.Driver}
 }
 
-// bud returns the argv of a Dockerfile build.
-func (t tool) bud(s store, tag, dockerfile, contextDir string) []string {
+// bud returns the argv of a Dockerfile build, with more bud flags when given.
+func (t tool) bud(s store, tag, dockerfile, contextDir string, flags ...string) []string {
 	argv := append(t.global(s), "bud", "--tls-verify=false")
 	if t.Name == toolBuildah {
 		// Buildah's defaults differ from forge's: no layer cache without --layers, and
@@ -39,6 +39,7 @@ func (t tool) bud(s store, tag, dockerfile, contextDir string) []string {
 		// forge's default. Isolation chroot: the OCI runtimes refuse this host's cgroups.
 		argv = append(argv, "--layers", "--pull=false", "--isolation=chroot")
 	}
+	argv = append(argv, flags...)
 	return append(argv, "-t", tag, "-f", dockerfile, contextDir)
 }
 

@@ -47,6 +47,10 @@ type Options struct {
 	CacheTo   string
 	CacheFrom []string
 	CacheTTL  time.Duration
+	// Timestamp, when set (--timestamp, SOURCE_DATE_EPOCH), is the created time of every
+	// image the build makes and the time of every file in its new layers, which are then
+	// reproducible; it is part of every cache key.
+	Timestamp *time.Time
 	// Jobs is how many stages may build at once (--jobs); 0 means the number of CPUs.
 	Jobs int
 	// BuildContexts are the --build-context directories and images that COPY --from
@@ -199,7 +203,7 @@ func stageRefs(st *instructions.Stage) []string {
 func (b *builder) warnUnusedArgs() {
 	var unused []string
 	for k := range b.opts.BuildArgs {
-		if !b.usedArgs[k] {
+		if !b.usedArgs[k] && (k != "SOURCE_DATE_EPOCH" || b.opts.Timestamp == nil) {
 			unused = append(unused, k)
 		}
 	}

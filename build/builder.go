@@ -159,7 +159,7 @@ func (b *builder) relabel(ctx context.Context, r *stageResult) (string, error) {
 		}
 		cfg.Config.Labels[k] = v
 	}
-	key := stepKey(r.key, "LABEL (--label)", b.opts.Labels, b.opts.Format)
+	key := stepKey(r.key, "LABEL (--label)", b.opts.Labels, b.outputKey())
 	return b.commitConfig(ctx, r.imageID, cfg, key, "LABEL "+strings.Join(b.opts.Labels, " "))
 }
 
@@ -167,8 +167,14 @@ func (b *builder) relabel(ctx context.Context, r *stageResult) (string, error) {
 // one when the key was built before.
 func (b *builder) commitConfig(ctx context.Context, parent string, cfg storage.ImageConfig, key, createdBy string) (string, error) {
 	if !b.opts.NoCache && !b.opts.NoLayers {
-		if id, err := b.store.CachedImage(key); err != nil || id != "" {
-			return id, err
+		id, err := b.store.CachedImage(key)
+		if err != nil {
+			return "", err
+		}
+		if id != "" {
+			if id, err := b.adopt(ctx, id, key, cfg.History, []string{createdBy}); err != nil || id != "" {
+				return id, err
+			}
 		}
 	}
 	ctr, err := b.newContainer(ctx, parent)
@@ -177,7 +183,7 @@ func (b *builder) commitConfig(ctx context.Context, parent string, cfg storage.I
 	}
 	defer b.removeContainer(ctr)
 	ctr.Config = cfg
-	id, err := commit.Commit(ctx, b.store, ctr, commit.Options{Format: b.opts.Format, CreatedBy: createdBy, Logger: b.log})
+	id, err := commit.Commit(ctx, b.store, ctr, commit.Options{Format: b.opts.Format, Timestamp: b.opts.Timestamp, CreatedBy: createdBy, Logger: b.log})
 	if err != nil {
 		return "", err
 	}

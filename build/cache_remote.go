@@ -14,8 +14,8 @@ import (
 
 // remoteCache shares step results through registries: --cache-to pushes each step's image
 // tagged with its cache key, --cache-from looks a key up before a step runs. The key is the
-// same on every machine (it chains from the base image's config digest), so a fresh runner
-// finds what another one built. A registry that fails is reported once and then left
+// same on every machine (it chains from the base image's config digest and each step's
+// resulting layers and config, see stateKey), so a fresh runner finds what another one built. A registry that fails is reported once and then left
 // alone: a cache never fails a build.
 type remoteCache struct {
 	store  *storage.Store
@@ -32,6 +32,10 @@ type remoteCache struct {
 func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer) *remoteCache {
 	if o.CacheTo == "" && len(o.CacheFrom) == 0 {
 		return nil
+	}
+	if o.CacheTTL > 0 && len(o.CacheFrom) > 0 && o.Timestamp != nil && time.Since(*o.Timestamp) > o.CacheTTL {
+		log.Warn(fmt.Sprintf("--cache-ttl %s: the cache entries of a build with --timestamp are dated %s, "+
+			"which is older: no --cache-from entry will be used", o.CacheTTL, o.Timestamp.Format(time.RFC3339)))
 	}
 	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: o.Registry,
 		log: log, out: out, broken: map[string]bool{}}
@@ -71,7 +75,8 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (string, bool) {
 	return "", false
 }
 
-// tooOld applies --cache-ttl to an entry by its creation time.
+// tooOld applies --cache-ttl to an entry by its creation time (with --timestamp: the
+// fixed timestamp).
 func (c *remoteCache) tooOld(ctx context.Context, id string) bool {
 	if c.ttl <= 0 {
 		return false

@@ -24,7 +24,7 @@ func (r *stageRun) linkStep(ctx context.Context, text, extra, linkExtra string, 
 	if r.b.opts.NoLayers {
 		return r.layerStep(ctx, text, extra, func(ctx context.Context) error { return do(ctx, r.ctr) })
 	}
-	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.opts.Format)
+	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.outputKey())
 	if !r.b.opts.NoCache {
 		id, err := r.b.store.CachedImage(key)
 		if err != nil {
@@ -32,7 +32,9 @@ func (r *stageRun) linkStep(ctx context.Context, text, extra, linkExtra string, 
 		}
 		if id != "" {
 			fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
-			return r.moveTo(ctx, id, key)
+			if ok, err := r.useCached(ctx, id, key, text); ok || err != nil {
+				return err
+			}
 		}
 	}
 	if len(r.dirs) > 0 {
@@ -62,7 +64,7 @@ func (r *stageRun) linkStep(ctx context.Context, text, extra, linkExtra string, 
 // linkedLayer returns the image of one layer holding what the step copies: from the
 // cache, or copied into an empty container now.
 func (r *stageRun) linkedLayer(ctx context.Context, text, linkExtra string, do func(context.Context, *storage.Container) error) (string, error) {
-	key := stepKey("link", text, r.args.env(), linkExtra+"\n"+r.b.opts.Format)
+	key := stepKey("link", text, r.args.env(), linkExtra+"\n"+r.b.outputKey())
 	if !r.b.opts.NoCache {
 		if id, err := r.b.store.CachedImage(key); err != nil || id != "" {
 			return id, err
@@ -81,7 +83,10 @@ func (r *stageRun) linkedLayer(ctx context.Context, text, linkExtra string, do f
 		return "", err
 	}
 	ctr.Config = storage.ScratchConfig()
-	id, err := commit.Commit(ctx, r.b.store, ctr, commit.Options{Format: r.b.opts.Format, CreatedBy: text, Logger: quietLogger(r.b.log)})
+	id, err := commit.Commit(ctx, r.b.store, ctr, commit.Options{
+		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: text, Logger: quietLogger(r.b.log),
+		Consume: true,
+	})
 	if err != nil {
 		return "", err
 	}
@@ -122,7 +127,7 @@ func (r *stageRun) commitLinked(ctx context.Context, linked string) error {
 		before, createdBy = r.pending[:n-1], r.pending[n-1]
 	}
 	id, err := commit.CommitLink(ctx, r.b.store, r.ctr, linked, commit.Options{
-		Format: r.b.opts.Format, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
+		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
 	})
 	if err != nil {
 		return err
@@ -133,5 +138,5 @@ func (r *stageRun) commitLinked(ctx context.Context, linked string) error {
 	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))
 	r.b.removeContainer(r.ctr)
 	r.ctr = nil
-	return r.moveTo(ctx, id, r.key)
+	return r.moveTo(ctx, id)
 }

@@ -77,7 +77,7 @@ func (p copyPlan) writeEntry(tw *tar.Writer, e entry) error {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(tw, f)
+	_, err = copyData(tw, f)
 	return err
 }
 

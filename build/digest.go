@@ -1,13 +1,13 @@
 package build
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -218,16 +218,8 @@ func (c *DigestCache) Save() (retErr error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	keep := make(map[string]cachedSum, len(c.seen))
-	for p := range c.seen {
-		keep[p] = c.files[p]
-	}
-	if !c.dirty && len(keep) == len(c.files) {
+	if !c.dirty && len(c.seen) == len(c.files) {
 		return nil
-	}
-	data, err := json.Marshal(cacheFile{Version: cacheVersion, Files: keep})
-	if err != nil {
-		return err
 	}
 	dir := filepath.Dir(c.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -242,7 +234,7 @@ func (c *DigestCache) Save() (retErr error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	_, err = tmp.Write(data)
+	err = c.writeSeen(tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -255,8 +247,44 @@ func (c *DigestCache) Save() (retErr error) {
 	if err != nil {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
-	c.files, c.dirty = keep, false
+	for p := range c.files {
+		if !c.seen[p] {
+			delete(c.files, p)
+		}
+	}
+	c.dirty = false
 	return nil
+}
+
+// writeSeen writes the cache file (a cacheFile) with the entries this build used, one at
+// a time: a big context's cache never exists twice in memory.
+func (c *DigestCache) writeSeen(f *os.File) error {
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, `{"version":%d,"files":{`, cacheVersion)
+	first := true
+	for p := range c.seen {
+		e, ok := c.files[p]
+		if !ok {
+			continue
+		}
+		k, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if !first {
+			w.WriteByte(',')
+		}
+		first = false
+		w.Write(k)
+		w.WriteByte(':')
+		w.Write(v)
+	}
+	w.WriteString("}}\n")
+	return w.Flush()
 }
 
 // fileSum returns the hex sha256 of a regular file's content; fi is its Lstat (or Stat)
@@ -280,7 +308,7 @@ func (c *DigestCache) fileSum(host string, fi fs.FileInfo) (string, error) {
 	}
 	start := time.Now()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := copyData(h, f); err != nil {
 		return "", fmt.Errorf("read %s: %w", host, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))

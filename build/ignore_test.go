@@ -2,9 +2,12 @@ package build
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // ctxTree builds files under root: "p": "text" is a file, "p/": "" a directory, and
@@ -188,4 +191,59 @@ func TestOpenContextErrors(t *testing.T) {
 	if _, err := OpenContext(filepath.Join(dir, "missing"), ""); err == nil {
 		t.Error("a missing context: no error")
 	}
+}
+
+// FuzzIgnoreRules checks the two things the context walk relies on for any ignore file and
+// path: matching a path segment by segment from the root agrees with matching it at once,
+// and a directory that is excluded while something below it is included again is one
+// mayReinclude says must still be walked (otherwise those files would silently be left
+// out of the build).
+func FuzzIgnoreRules(f *testing.F) {
+	for _, s := range []struct{ patterns, path string }{
+		{"*.log\n!keep.log\n", "keep.log"},
+		{"dir\n!dir/keep\n", "dir/keep/deep"},
+		{"docs/*/draft\n!docs/*/draft/final.md\n", "docs/en/draft/final.md"},
+		{"**/tmp\n", "a/b/tmp/c"},
+		{"*\n!**/keep\n", "x/y/keep"},
+		{"*\n!*/keep\n", "x/keep"},
+		{"a\n!a/b/c\n", "a/b/c"},
+		{"/abs\n./rel\n", "rel/inner"},
+		{"[a-c]*\n![b]x/*\n", "bx/y"},
+		{"a?c\n!a?c/d\\*\n", "abc/d*"},
+	} {
+		f.Add(s.patterns, s.path)
+	}
+	f.Fuzz(func(t *testing.T, patterns, rel string) {
+		if len(patterns) > 400 || len(rel) > 120 {
+			return
+		}
+		lines, err := ignorefile.ReadAll(strings.NewReader(patterns))
+		if err != nil || len(lines) > 12 {
+			return
+		}
+		r, err := newIgnoreRules(lines)
+		if err != nil || r == nil {
+			return
+		}
+		rel = path.Clean(strings.TrimLeft(rel, "/"))
+		if rel == "." || strings.HasPrefix(rel, "../") || rel == ".." || strings.Count(rel, "/") > 6 {
+			return
+		}
+		excluded, _, err := r.matchPath(rel)
+		if err != nil {
+			return
+		}
+		whole, err := r.pm.MatchesOrParentMatches(rel)
+		if err == nil && whole != excluded {
+			t.Fatalf("patterns %q: %q excluded %v matched segment by segment, %v at once", lines, rel, excluded, whole)
+		}
+		if excluded {
+			return
+		}
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			if dirExcluded, _, err := r.matchPath(d); err == nil && dirExcluded && !r.mayReinclude(d) {
+				t.Fatalf("patterns %q: %q is included, but its excluded parent %q would not be walked", lines, rel, d)
+			}
+		}
+	})
 }

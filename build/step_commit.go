@@ -15,9 +15,14 @@ import (
 // quietLogger silences the per-commit notes of intermediate images.
 func quietLogger(*slog.Logger) *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// moveTo continues the stage from a cached image.
-func (r *stageRun) moveTo(ctx context.Context, id, key string) error {
+// moveTo continues the stage from an image: a step's result, just committed or cached.
+// The next steps' keys chain on its state (see stateKey).
+func (r *stageRun) moveTo(ctx context.Context, id string) error {
 	cfg, err := r.b.store.ImageConfig(ctx, id)
+	if err != nil {
+		return err
+	}
+	key, err := r.b.stateKey(cfg)
 	if err != nil {
 		return err
 	}
@@ -118,7 +123,8 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 		before, createdBy = r.pending[:n-1], r.pending[n-1]
 	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
-		Format: r.b.opts.Format, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
+		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
+		Consume: true,
 	})
 	if err != nil {
 		return err
@@ -130,7 +136,7 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))
 	r.b.removeContainer(r.ctr)
 	r.ctr = nil
-	return r.moveTo(ctx, id, r.key)
+	return r.moveTo(ctx, id)
 }
 
 // result finishes the stage: when instructions were applied since the last image (or
@@ -144,10 +150,15 @@ func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
 			}
 			if id != "" {
 				fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
-				return r.finalResult(ctx, id)
+			} else if remote, ok := r.b.remote.lookup(ctx, r.key); ok {
+				id = remote
 			}
-			if id, ok := r.b.remote.lookup(ctx, r.key); ok {
-				return r.finalResult(ctx, id)
+			if id != "" {
+				if ok, err := r.useCached(ctx, id, r.key, ""); err != nil {
+					return nil, err
+				} else if ok {
+					return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
+				}
 			}
 		}
 		if err := r.ensureContainer(ctx); err != nil {
@@ -159,13 +170,6 @@ func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
 		if err := r.commitStep(ctx); err != nil {
 			return nil, err
 		}
-	}
-	return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
-}
-
-func (r *stageRun) finalResult(ctx context.Context, id string) (*stageResult, error) {
-	if err := r.moveTo(ctx, id, r.key); err != nil {
-		return nil, err
 	}
 	return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
 }

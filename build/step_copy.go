@@ -41,6 +41,7 @@ type copyInput struct {
 	context *Context
 	name    string // of a --build-context directory
 	imageID string
+	stage   string // the cache key of an earlier stage's result (its state, see stateKey)
 }
 
 // copyStep runs COPY or ADD: sources from the context, an earlier stage or an image, and
@@ -64,6 +65,10 @@ func (r *stageRun) copyStep(ctx context.Context, cmd instructions.Command, spec 
 		}
 	}
 	extra := "from:" + in.imageID
+	if in.stage != "" {
+		// The stage's files, not its history: a stage rebuilt the same hits again.
+		extra = "from stage:" + in.stage
+	}
 	if in.context != nil {
 		opts.Context, opts.ContextDir = in.context, in.context.Dir
 		d, err := r.contextDigest(ctx, in.context, sources, spec)
@@ -199,7 +204,7 @@ func (r *stageRun) copySource(ctx context.Context, from string) (copyInput, erro
 		if dep.imageID == "" {
 			return copyInput{}, fmt.Errorf("--from=%s: the stage is empty (FROM scratch with no files)", from)
 		}
-		return copyInput{imageID: dep.imageID}, nil
+		return copyInput{imageID: dep.imageID, stage: dep.key}, nil
 	}
 	if _, isLater := r.b.names[strings.ToLower(from)]; isLater || isStageNumber(from) {
 		return copyInput{}, fmt.Errorf("--from=%s: no stage named %s before this one", from, from)

@@ -30,7 +30,7 @@ func (r *stageRun) from(ctx context.Context) error {
 	}
 	switch i, isStage := r.b.stageIndex(base, r.index); {
 	case strings.EqualFold(base, "scratch"):
-		r.config, r.key = storage.ScratchConfig(), stepKey("", "scratch", nil, r.b.opts.Format)
+		r.config, r.key = storage.ScratchConfig(), stepKey("", "scratch", nil, r.b.outputKey())
 	case isStage:
 		dep, err := r.b.buildStage(ctx, i)
 		if err != nil {
@@ -63,7 +63,7 @@ func (r *stageRun) fromImage(ctx context.Context, name string) error {
 	}
 	// The image ID is the digest of its configuration, so the key is the same on every
 	// machine that has the same base image.
-	r.imageID, r.config, r.key = img.ID, cfg, stepKey("", "image:"+img.ID, nil, r.b.opts.Format)
+	r.imageID, r.config, r.key = img.ID, cfg, stepKey("", "image:"+img.ID, nil, r.b.outputKey())
 	return nil
 }
 

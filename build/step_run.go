@@ -97,7 +97,7 @@ func (r *stageRun) execRun(ctx context.Context, args []string, script *runScript
 // otherwise in a working container, then committed (with the layer cache) as the next
 // image of the stage.
 func (r *stageRun) layerStep(ctx context.Context, text, extra string, do func(context.Context) error) error {
-	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.opts.Format)
+	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.outputKey())
 	cacheOn := !r.b.opts.NoLayers
 	if cacheOn && !r.b.opts.NoCache {
 		id, err := r.b.store.CachedImage(key)
@@ -106,10 +106,13 @@ func (r *stageRun) layerStep(ctx context.Context, text, extra string, do func(co
 		}
 		if id != "" {
 			fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
-			return r.moveTo(ctx, id, key)
+		} else if remote, ok := r.b.remote.lookup(ctx, key); ok {
+			id = remote
 		}
-		if id, ok := r.b.remote.lookup(ctx, key); ok {
-			return r.moveTo(ctx, id, key)
+		if id != "" {
+			if ok, err := r.useCached(ctx, id, key, text); ok || err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.ensureContainer(ctx); err != nil {

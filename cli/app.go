@@ -118,6 +118,11 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 	if done, err := enter(c, log); done || err != nil {
 		return err
 	}
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	id, err := rootless.Current()
 	if err != nil {
 		return err

@@ -39,6 +39,8 @@ func budCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "cache-to", Usage: "push each step's result to registry `REPO` (tagged by its cache key)"},
 			&ucli.StringSliceFlag{Name: "cache-from", Usage: "look steps up in registry `REPO` before running them (repeatable)"},
 			&ucli.DurationFlag{Name: "cache-ttl", Usage: "ignore --cache-from entries older than `DURATION` (e.g. 168h)"},
+			&ucli.Int64Flag{Name: "timestamp", Usage: "reproducible build: created time and file times in `SECONDS` since the epoch " +
+				"(default: --build-arg SOURCE_DATE_EPOCH, then $SOURCE_DATE_EPOCH; unset: now)"},
 			&ucli.IntFlag{Name: "jobs", Usage: "build up to `N` independent stages at once (default: the number of CPUs)"},
 			&ucli.StringSliceFlag{Name: "build-context", Usage: "`NAME=DIR` or NAME=docker-image://IMAGE for COPY --from=NAME and FROM NAME (repeatable)"},
 		),
@@ -103,12 +105,17 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 	if err != nil {
 		return build.Options{}, err
 	}
+	ts, err := sourceDate(c, args["SOURCE_DATE_EPOCH"])
+	if err != nil {
+		return build.Options{}, err
+	}
 	o := build.Options{
 		ContextDir: c.Args().First(), Dockerfile: c.String("file"), Stdin: c.App.Reader,
 		BuildArgs: args, Target: c.String("target"), NoCache: c.Bool("no-cache"), NoLayers: !c.Bool("layers"),
 		Pull: pull, Registry: registryOptions(c), Format: c.String("format"), Labels: c.StringSlice("label"),
 		Network: network, Tags: c.StringSlice("tag"), Out: c.App.Writer, Err: c.App.ErrWriter,
 		Secrets: secrets, CacheTo: c.String("cache-to"), CacheFrom: c.StringSlice("cache-from"), CacheTTL: c.Duration("cache-ttl"),
+		Timestamp: ts,
 	}
 	if c.Bool("quiet") {
 		o.Out, o.Err = io.Discard, c.App.ErrWriter

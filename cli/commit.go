@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -33,7 +32,8 @@ func commitCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "iidfile", Usage: "write the image ID to `FILE`"},
 			&ucli.StringFlag{Name: "author", Aliases: []string{"a"}, Usage: "image `AUTHOR`"},
 			&ucli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "history comment `TEXT`"},
-			&ucli.Int64Flag{Name: "timestamp", Usage: "created time in `SECONDS` since the epoch", DefaultText: "now"},
+			&ucli.Int64Flag{Name: "timestamp", Usage: "reproducible commit: created time and file times in `SECONDS` since the epoch " +
+				"(default: $SOURCE_DATE_EPOCH; unset: now)"},
 			quietFlag("print only the image ID, no warnings"),
 		},
 		Action: func(c *ucli.Context) error {
@@ -63,14 +63,16 @@ func commitOptions(c *ucli.Context, changes []string) (commit.Options, error) {
 		Changes: changes,
 		Comment: c.String("message"),
 		Author:  c.String("author"),
+		Consume: c.Bool("rm"), // removed right after: move its changes, do not copy them
 	}
 	if name := c.Args().Get(1); name != "" {
 		o.Names = []string{name}
 	}
-	if c.IsSet("timestamp") {
-		ts := time.Unix(c.Int64("timestamp"), 0).UTC()
-		o.Timestamp = &ts
+	ts, err := sourceDate(c, "")
+	if err != nil {
+		return o, err
 	}
+	o.Timestamp = ts
 	if c.Bool("quiet") {
 		return o, nil // nil Logger: no warnings
 	}

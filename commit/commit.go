@@ -34,12 +34,17 @@ type Options struct {
 	EmptyLayers []string
 	Comment     string // history comment
 	Author      string
-	// Timestamp, when set, is the created time of the config and the history entry;
-	// default now (UTC).
+	// Timestamp, when set, is the created time of the config and the history entry
+	// (default now, UTC), and makes the new layer reproducible: every file's time set to
+	// it, entries sorted, no owner names or access times (see reproducible.go).
 	Timestamp *time.Time
 	// Logger gets the one warning of an OCI commit that drops Docker-only settings;
 	// nil = discard.
 	Logger *slog.Logger
+	// Consume says the caller removes the container right after the commit: its changes
+	// are then moved into the new layer instead of copied (overlay), and the container
+	// may have lost them when the commit fails.
+	Consume bool
 }
 
 // settings are Options checked and with their defaults filled in.
@@ -89,7 +94,13 @@ func Commit(ctx context.Context, s *storage.Store, c *storage.Container, o Optio
 	if err := Apply(&cfg, st.changes); err != nil {
 		return "", err
 	}
-	layer, err := newLayer(ctx, s, c, st.Squash)
+	var layer *cstorage.Layer
+	if st.Timestamp != nil {
+		// A fixed timestamp: the layer is rewritten to be reproducible (reproducible.go).
+		layer, err = reproducibleLayer(ctx, s, c, st.Squash, st.created)
+	} else {
+		layer, err = newLayer(ctx, s, c, st.Squash, st.Consume)
+	}
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}

@@ -15,8 +15,9 @@ import (
 
 // newLayer stores the container's changes as a new layer: its diff against its image, or
 // (squash) its whole filesystem as a parentless layer. It returns nil when nothing changed
-// in a container made from an image: the commit then changes the config only.
-func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squash bool) (*cstorage.Layer, error) {
+// in a container made from an image: the commit then changes the config only. With
+// consume the container's changes are moved rather than copied where the driver allows.
+func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squash, consume bool) (*cstorage.Layer, error) {
 	if squash {
 		return squashLayer(ctx, s, c)
 	}
@@ -27,6 +28,11 @@ func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squas
 		return trackedLayer(ctx, s, c, tracked)
 	}
 	st := s.Storage()
+	if consume {
+		if layer, moved, err := moveLayer(ctx, s, c); moved || err != nil {
+			return layer, err
+		}
+	}
 	if c.FromImageID != "" {
 		changes, err := st.Changes(c.ParentLayer, c.LayerID)
 		if err != nil {

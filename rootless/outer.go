@@ -104,7 +104,7 @@ func startFull(ctx context.Context, cmd *exec.Cmd, p plan) error {
 	}
 	defer w.Close()
 	cmd.ExtraFiles = []*os.File{r}
-	cmd.Env = append(cmd.Env, envStage1+"=1")
+	stage1Shell(cmd)
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
@@ -116,7 +116,7 @@ func startFull(ctx context.Context, cmd *exec.Cmd, p plan) error {
 		err = runIDMapHelper(ctx, p.newgidmap, pid, p.caller.gid, p.gidRange)
 	}
 	if err == nil {
-		if _, err = w.Write([]byte{1}); err != nil {
+		if _, err = w.Write([]byte("1\n")); err != nil { // a line, for the shell's read
 			err = fmt.Errorf("release the child in the user namespace: %w", err)
 		}
 	}
@@ -126,6 +126,29 @@ func startFull(ctx context.Context, cmd *exec.Cmd, p plan) error {
 	}
 	return err
 }
+
+// stage1Script waits for the outer process's line on the sync pipe (the ID maps are
+// written by then), closes the pipe and execs forge, which starts as root of the user
+// namespace with full capabilities. Without the line (the outer process failed or died)
+// it exits instead.
+const stage1Script = `read -r go <&3; exec 3<&-; [ "$go" = 1 ] || exit 1; exec "$0" "$@"`
+
+// stage1Shell makes the stage-1 child a shell that waits for the ID maps and then execs
+// forge: a shell starts in about a millisecond, a second forge process in several. Where
+// there is no shell (or forge's own path is unknown) forge itself is stage 1.
+func stage1Shell(cmd *exec.Cmd) {
+	exe, err := os.Executable()
+	if _, serr := os.Stat(stage1Sh); err != nil || serr != nil {
+		cmd.Env = append(cmd.Env, envStage1+"=1")
+		return
+	}
+	cmd.Path = stage1Sh
+	cmd.Args = append([]string{"forge-userns", "-c", stage1Script, exe}, os.Args[1:]...)
+	// A non-interactive bash as /bin/sh would source these; forge has no use for them.
+	cmd.Env = withoutEnv(cmd.Env, "BASH_ENV", "ENV")
+}
+
+const stage1Sh = "/bin/sh"
 
 // startErr explains a failure to create the namespaces.
 func startErr(err error) error {

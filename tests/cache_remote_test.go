@@ -1,8 +1,15 @@
 package tests
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBudRegistryCache shares step results through a registry: a build in an empty store
@@ -53,4 +60,219 @@ func lastLine(s string) string {
 		return ""
 	}
 	return l[len(l)-1]
+}
+
+// cacheDockerfile has one RUN step (it prints ran-42 when it runs) and a metadata step,
+// so a --cache-to build leaves two entries in the cache repository.
+const cacheDockerfile = "FROM busybox\nRUN echo ran-$((40+2)) && echo built > /built\nCMD [\"cat\", \"/built\"]\n"
+
+// cacheTags lists the tags of a cache repository: one per step result.
+func cacheTags(t *testing.T, repo string) []string {
+	t.Helper()
+	var tags struct{ Tags []string }
+	decodeJSON(t, "skopeo list-tags", skopeo(t, "list-tags", "--tls-verify=false", "docker://"+repo), &tags)
+	if len(tags.Tags) == 0 {
+		t.Fatalf("the cache repository %s has no entries", repo)
+	}
+	return tags.Tags
+}
+
+// registryRequest sends one request to the plain registry's API and checks its status.
+func registryRequest(t *testing.T, method, path, contentType string, body []byte, want int) *http.Response {
+	t.Helper()
+	u := path
+	if !strings.HasPrefix(u, "http") {
+		u = "http://" + e2e.Registry + path
+	}
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, u, resp.StatusCode, want, msg)
+	}
+	return resp
+}
+
+// putBlob uploads b to repo (host/name) and returns its digest.
+func putBlob(t *testing.T, repo string, b []byte) string {
+	t.Helper()
+	name := strings.TrimPrefix(repo, e2e.Registry+"/")
+	d := fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+	resp := registryRequest(t, http.MethodPost, "/v2/"+name+"/blobs/uploads/", "", nil, http.StatusAccepted)
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := loc.Query()
+	q.Set("digest", d)
+	loc.RawQuery = q.Encode()
+	registryRequest(t, http.MethodPut, loc.String(), "application/octet-stream", b, http.StatusCreated)
+	return d
+}
+
+// breakCache damages every entry of a cache repository in one way.
+var breakCache = map[string]func(t *testing.T, repo string){
+	"garbage config": func(t *testing.T, repo string) {
+		putGarbageManifests(t, repo, []byte("this is not an image config"), nil)
+	},
+	"garbage layer": func(t *testing.T, repo string) {
+		cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:` + strings.Repeat("0", 64) + `"]}}`)
+		putGarbageManifests(t, repo, cfg, []byte("this is not a tar"))
+	},
+	"index without images": func(t *testing.T, repo string) {
+		name := strings.TrimPrefix(repo, e2e.Registry+"/")
+		const mediaType = "application/vnd.oci.image.index.v1+json"
+		index := []byte(`{"schemaVersion":2,"mediaType":"` + mediaType + `","manifests":[]}`)
+		for _, tag := range cacheTags(t, repo) {
+			registryRequest(t, http.MethodPut, "/v2/"+name+"/manifests/"+tag, mediaType, index, http.StatusCreated)
+		}
+	},
+	"missing blob": func(t *testing.T, repo string) {
+		name := strings.TrimPrefix(repo, e2e.Registry+"/")
+		deleted := map[string]bool{}
+		for _, tag := range cacheTags(t, repo) {
+			var m manifest
+			decodeJSON(t, "skopeo inspect --raw", skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+repo+":"+tag), &m)
+			top := m.Layers[len(m.Layers)-1].Digest
+			if !deleted[top] {
+				registryRequest(t, http.MethodDelete, "/v2/"+name+"/blobs/"+top, "", nil, http.StatusAccepted)
+				deleted[top] = true
+			}
+		}
+	},
+}
+
+// putGarbageManifests replaces every tag of repo by an OCI manifest of this config and
+// layer (none when nil).
+func putGarbageManifests(t *testing.T, repo string, config, layer []byte) {
+	t.Helper()
+	name := strings.TrimPrefix(repo, e2e.Registry+"/")
+	type desc struct {
+		MediaType string `json:"mediaType"`
+		Digest    string `json:"digest"`
+		Size      int    `json:"size"`
+	}
+	m := struct {
+		SchemaVersion int    `json:"schemaVersion"`
+		MediaType     string `json:"mediaType"`
+		Config        desc   `json:"config"`
+		Layers        []desc `json:"layers"`
+	}{SchemaVersion: 2, MediaType: "application/vnd.oci.image.manifest.v1+json", Layers: []desc{}}
+	m.Config = desc{"application/vnd.oci.image.config.v1+json", putBlob(t, repo, config), len(config)}
+	if layer != nil {
+		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar", putBlob(t, repo, layer), len(layer)})
+	}
+	blob, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range cacheTags(t, repo) {
+		registryRequest(t, http.MethodPut, "/v2/"+name+"/manifests/"+tag, m.MediaType, blob, http.StatusCreated)
+	}
+}
+
+// TestBudRegistryCacheBroken: a cache repository whose entries cannot be used costs one
+// warning; the build runs the steps and makes the image it makes without a cache.
+func TestBudRegistryCacheBroken(t *testing.T) {
+	t.Parallel()
+	for name, damage := range breakCache {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := budContext(t, cacheDockerfile, nil)
+			cache := e2e.Registry + "/" + uniqueRepo("broken")
+			want, _ := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+			damage(t, cache)
+			s := reproStore(t)
+			r := s.run(t, "bud", "--tls-verify=false", "--cache-from", cache, dir)
+			if r.code != 0 || budRuns(r) != 1 {
+				t.Fatalf("a broken cache entry failed the build or skipped the RUN step: %v", r)
+			}
+			if n := strings.Count(r.stderr, "--cache-from "+cache); n != 1 {
+				t.Errorf("the broken cache was reported %d times, want once:\n%s", n, r.stderr)
+			}
+			if got := lastLine(r.stdout); got != want {
+				t.Errorf("image %s, want %s as built before the cache was damaged", got, want)
+			}
+			img := exportBuilt(t, s, lastLine(r.stdout), r, false)
+			img.wantFile(t, "built", "built\n")
+		})
+	}
+}
+
+// TestBudRegistryCacheTTL: --cache-ttl ignores entries created longer ago than it.
+func TestBudRegistryCacheTTL(t *testing.T) {
+	t.Parallel()
+	dir := budContext(t, cacheDockerfile, nil)
+	cache := e2e.Registry + "/" + uniqueRepo("ttl")
+	newStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+	time.Sleep(2 * time.Second)
+
+	_, young := newStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", cache, "--cache-ttl", "1h", dir)
+	if budRuns(young) != 0 || strings.Count(young.stdout, "(from "+cache+")") != 2 {
+		t.Errorf("--cache-ttl 1h did not use entries made seconds ago:\n%s", young.stdout)
+	}
+	_, old := newStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", cache, "--cache-ttl", "1s", dir)
+	if budRuns(old) != 1 || strings.Contains(old.stdout, "(from ") {
+		t.Errorf("--cache-ttl 1s used entries made 2s ago:\n%s", old.stdout)
+	}
+
+	// With a fixed timestamp an entry is as old as the timestamp: forge says so.
+	fixed := e2e.Registry + "/" + uniqueRepo("ttl-fixed")
+	reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", fixed, dir)
+	_, r := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", fixed, "--cache-ttl", "24h", dir)
+	if budRuns(r) != 1 || !strings.Contains(r.stderr, "--cache-ttl 24h0m0s") {
+		t.Errorf("a fixed timestamp older than --cache-ttl: want the RUN step run and a warning:\n%s\n%s", r.stdout, r.stderr)
+	}
+}
+
+// TestBudRegistryCacheAuth: a cache repository on a registry that wants credentials
+// works after `forge login`, and without them costs one warning.
+func TestBudRegistryCacheAuth(t *testing.T) {
+	t.Parallel()
+	dir := budContext(t, cacheDockerfile, nil)
+	cache := e2e.AuthRegistry + "/" + uniqueRepo("auth")
+	a := authStore(t)
+	a.runStdin(t, authPassword+"\n", "login", "--tls-verify=false", "-u", authUser, "--password-stdin", e2e.AuthRegistry)
+	idA, first := a.budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+	if strings.Contains(first.stderr, "--cache-to") {
+		t.Errorf("pushing to the cache after login failed:\n%s", first.stderr)
+	}
+	noSecret(t, first)
+
+	b := newStore(t)
+	b.env = a.env // the same credentials, another store
+	idB, r := b.budOK(t, "", "--tls-verify=false", "--cache-from", cache, dir)
+	if idB != idA || budRuns(r) != 0 {
+		t.Errorf("with credentials the cache was not used: image %s, want %s:\n%s", idB, idA, r.stdout)
+	}
+
+	c := authStore(t) // no login
+	_, r = c.budOK(t, "", "--tls-verify=false", "--cache-from", cache, dir)
+	if budRuns(r) != 1 || strings.Count(r.stderr, "--cache-from "+cache) != 1 {
+		t.Errorf("without credentials: want the RUN step run and one warning:\n%s\n%s", r.stdout, r.stderr)
+	}
+	noSecret(t, r)
+}
+
+// TestBudRegistryCacheMirror: a --cache-from repository on docker.io is read from the
+// mirror registries.conf names for it.
+func TestBudRegistryCacheMirror(t *testing.T) {
+	t.Parallel()
+	dir := budContext(t, cacheDockerfile, nil)
+	name := uniqueRepo("mirror")
+	idA, _ := newStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", e2e.Registry+"/"+name, dir)
+	idB, r := newStore(t).budOK(t, "", "--cache-from", "docker.io/"+name, dir)
+	if idB != idA || budRuns(r) != 0 || strings.Count(r.stdout, "(from docker.io/"+name+")") != 2 {
+		t.Errorf("the cache was not read through the docker.io mirror: image %s, want %s:\n%s\n%s", idB, idA, r.stdout, r.stderr)
+	}
 }

@@ -1,0 +1,230 @@
+package commit
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"syscall"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/tar/asm"
+	tsstorage "github.com/vbatts/tar-split/tar/storage"
+	cstorage "go.podman.io/storage"
+	graphdriver "go.podman.io/storage/drivers"
+	"go.podman.io/storage/pkg/archive"
+	"go.podman.io/storage/pkg/stringid"
+
+	"github.com/forge-build/forge/storage"
+)
+
+// moveLayer stores the container's changes as a new layer without copying them: the
+// container layer's directory of changes (overlay's upper directory) is renamed into the
+// new layer, which then sits on the container's parent layer, and the container is left
+// with an empty one. The diff is read once, to learn its digest and to record the
+// tar-split data from which pushes later reproduce the same bytes.
+//
+// moved is false, with no error and nothing changed, when the driver cannot take a
+// directory (vfs) or the container is mounted; the caller then copies the diff. A
+// container made from an image with an empty directory of changes gives no layer (nil,
+// true). After a failure past the rename the container's changes may be gone: only
+// callers that remove the container anyway use this.
+func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (layer *cstorage.Layer, moved bool, retErr error) {
+	st := s.Storage()
+	if n, err := st.Mounted(c.ID); err != nil || n > 0 {
+		return nil, false, nil
+	}
+	src, err := st.DifferTarget(c.LayerID)
+	if err != nil {
+		return nil, false, nil // not a driver that can stage directories
+	}
+	if c.FromImageID != "" {
+		// Every entry of an overlay upper directory is a change (the store's own
+		// change list walks all of it to say so).
+		empty, err := emptyDir(src)
+		if err != nil {
+			return nil, true, fmt.Errorf("list changes: %w", err)
+		}
+		if empty {
+			return nil, true, nil
+		}
+	}
+	desc, err := describeDiff(ctx, st, c.ParentLayer, c.LayerID)
+	if err != nil {
+		return nil, false, err
+	}
+	m := &moveDiffer{src: src, out: desc}
+	out, err := st.PrepareStagedLayer(nil, m)
+	if err != nil {
+		desc.TarSplit.Close()
+		if errors.Is(err, cstorage.ErrNotSupported) && !m.renamed {
+			return nil, false, nil
+		}
+		if out != nil && out.Target != "" {
+			m.restore(out.Target)
+			err = errors.Join(err, st.CleanupStagedLayer(out))
+		}
+		return nil, true, fmt.Errorf("stage layer: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		m.restore(out.Target)
+		return nil, true, errors.Join(err, st.CleanupStagedLayer(out))
+	}
+	layer, err = st.ApplyStagedLayer(cstorage.ApplyStagedLayerOptions{
+		ID:          stringid.GenerateRandomID(),
+		ParentLayer: c.ParentLayer,
+		DiffOutput:  out,
+	})
+	if err != nil {
+		return nil, true, fmt.Errorf("store layer: %w", err)
+	}
+	return layer, true, nil
+}
+
+// describeDiff reads the diff between two layers once and returns what storage records
+// for a layer with that content: digest and size of the uncompressed tar, the owners in
+// it, and the tar-split data (in an unlinked temporary file the caller must close).
+func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out graphdriver.DriverWithDifferOutput, retErr error) {
+	ts, err := os.CreateTemp("", "forge-tarsplit-*")
+	if err != nil {
+		return out, fmt.Errorf("stage layer: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			ts.Close()
+		}
+	}()
+	if err := os.Remove(ts.Name()); err != nil {
+		return out, fmt.Errorf("stage layer: %w", err)
+	}
+	rc, err := st.Diff(from, to, &cstorage.DiffOptions{Compression: new(archive.Uncompressed)})
+	if err != nil {
+		return out, fmt.Errorf("diff container layer: %w", err)
+	}
+	closed := false
+	defer func() { // the store's wrapper must be closed exactly once
+		if !closed {
+			rc.Close()
+		}
+	}()
+
+	buf := bufio.NewWriter(ts)
+	raw, packed, err := asm.NewInputTarStreamWithDone(withContext(ctx, rc), tsstorage.NewJSONPacker(buf), nil)
+	if err != nil {
+		return out, fmt.Errorf("diff container layer: %w", err)
+	}
+	defer raw.Close() // ends the packer early on a failure
+	d := digest.Canonical.Digester()
+	n := &countWriter{}
+	body := io.TeeReader(raw, io.MultiWriter(d.Hash(), n))
+	uids, gids := map[uint32]bool{}, map[uint32]bool{}
+	tr := tar.NewReader(body)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("diff container layer: %w", err)
+		}
+		uids[uint32(h.Uid)], gids[uint32(h.Gid)] = true, true
+	}
+	// The end-of-archive blocks and any padding after them belong to the digest too.
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return out, fmt.Errorf("diff container layer: %w", err)
+	}
+	if err := <-packed; err != nil { // the tar-split data is complete only now
+		return out, fmt.Errorf("record tar-split data: %w", err)
+	}
+	closed = true
+	if err := rc.Close(); err != nil {
+		return out, fmt.Errorf("diff container layer: %w", err)
+	}
+	if err := buf.Flush(); err != nil {
+		return out, fmt.Errorf("stage layer: %w", err)
+	}
+	out = graphdriver.DriverWithDifferOutput{
+		Size:               n.n,
+		UncompressedDigest: d.Digest(),
+		UIDs:               slices.Sorted(maps.Keys(uids)),
+		GIDs:               slices.Sorted(maps.Keys(gids)),
+		TarSplit:           ts,
+	}
+	return out, nil
+}
+
+// emptyDir reports whether dir has no entries, reading at most one.
+func emptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return len(names) == 0, err
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// moveDiffer is the storage "differ" that fills a staging directory by renaming the
+// container's directory of changes into it, leaving an empty directory with the same
+// mode and owner behind.
+type moveDiffer struct {
+	src     string
+	out     graphdriver.DriverWithDifferOutput
+	renamed bool
+}
+
+func (m *moveDiffer) ApplyDiff(dest string, _ *archive.TarOptions, _ *graphdriver.DifferOptions) (graphdriver.DriverWithDifferOutput, error) {
+	fi, err := os.Lstat(m.src)
+	if err != nil {
+		return m.out, err
+	}
+	// The staging directory is new and empty: take its place.
+	if err := os.Remove(dest); err != nil {
+		return m.out, err
+	}
+	if err := os.Rename(m.src, dest); err != nil {
+		return m.out, err
+	}
+	m.renamed = true
+	mode := fi.Mode()
+	m.out.RootDirMode = &mode
+	if err := os.Mkdir(m.src, mode.Perm()); err != nil {
+		return m.out, err
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(m.src, int(sys.Uid), int(sys.Gid)); err != nil {
+			return m.out, err
+		}
+	}
+	return m.out, os.Chmod(m.src, mode)
+}
+
+func (m *moveDiffer) Close() error { return nil }
+
+// restore puts the changes back into the container after a failure before the new layer
+// took them.
+func (m *moveDiffer) restore(staged string) {
+	if !m.renamed {
+		return
+	}
+	if err := os.Remove(m.src); err == nil {
+		if os.Rename(staged, m.src) == nil {
+			m.renamed = false
+		}
+	}
+}
