@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	cstorage "go.podman.io/storage"
 
@@ -40,4 +41,30 @@ func trackedLayer(ctx context.Context, s *storage.Store, c *storage.Container, t
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
 	return layer, nil
+}
+
+// reproducibleTracked is trackedLayer for a fixed timestamp: the tar of the changes,
+// spooled and written again by reproducibleTar before it is stored.
+func reproducibleTracked(ctx context.Context, s *storage.Store, c *storage.Container, t *storage.TrackedChanges, ts time.Time) (_ *cstorage.Layer, retErr error) {
+	defer func() {
+		if err := t.Close(); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	if len(t.Changes) == 0 && c.FromImageID != "" {
+		return nil, nil
+	}
+	tr, err := t.Tar()
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	f, err := spoolTar(ctx, tr)
+	if cerr := tr.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return putReproducible(ctx, s.Storage(), c.ParentLayer, f, ts)
 }
