@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -32,7 +33,48 @@ type TrackedChanges struct {
 // Tar streams the changes as an uncompressed layer: changed and new files as they are
 // now, deletions as whiteouts, replaced directories as opaque ones.
 func (t *TrackedChanges) Tar() (io.ReadCloser, error) {
-	return archive.ExportChanges(t.rootfs, t.Changes, nil, nil)
+	rc, err := archive.ExportChanges(t.rootfs, t.Changes, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		err := opaqueLikeOverlay(rc, pw)
+		rc.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// opaqueLikeOverlay copies a layer tar, giving each opaque whiteout the permissions and
+// owner of its directory, as the overlay driver's diff writes it (ExportChanges writes
+// mode 0 and no owner): the same change makes the same layer in both.
+func opaqueLikeOverlay(r io.Reader, w io.Writer) error {
+	tr, tw := tar.NewReader(r), tar.NewWriter(w)
+	dirs := map[string]*tar.Header{}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimSuffix(hdr.Name, "/")
+		if hdr.Typeflag == tar.TypeDir {
+			dirs[name] = hdr
+		}
+		if d := dirs[path.Dir(name)]; d != nil && path.Base(name) == archive.WhiteoutOpaqueDir {
+			hdr.Mode = d.Mode & 0o777
+			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = d.Uid, d.Gid, d.Uname, d.Gname
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // Close releases the container's root filesystem.
