@@ -308,7 +308,7 @@ func (s *scaffold) copyIn(ctx context.Context, src, dest string) error {
 			return err
 		}
 		return s.keepTimes(path.Dir(path.Clean("/"+dest)), func() error {
-			s.push(func() error { return os.RemoveAll(host) })
+			s.push(func() error { return s.inRootDo(dest, os.RemoveAll) })
 			if !srcDir {
 				return copyFile(src, host)
 			}
@@ -323,9 +323,19 @@ func (s *scaffold) copyIn(ctx context.Context, src, dest string) error {
 		return fmt.Errorf("mount at %s: the image has files there, and showing others in their place needs a mount: %w", dest, ErrNeedsNamespaces)
 	}
 	return s.keepTimes(dest, func() error {
-		s.push(func() error { return clearDir(host) })
+		s.push(func() error { return s.inRootDo(dest, clearDir) })
 		return copyTree(ctx, src, host)
 	})
+}
+
+// inRootDo calls fn with the host path of p, resolved again inside the root: the command
+// may have replaced a directory on the way with a symlink, which must not lead outside.
+func (s *scaffold) inRootDo(p string, fn func(string) error) error {
+	host, err := s.inRoot(p)
+	if err != nil {
+		return err
+	}
+	return fn(host)
 }
 
 func emptyDir(dir string) bool {

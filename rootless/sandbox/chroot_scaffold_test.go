@@ -184,3 +184,35 @@ func TestScaffoldRefusesToCover(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestScaffoldStaysInside: a command that replaces a directory holding a copied volume
+// with a symlink out of the root does not make the undo remove anything outside.
+func TestScaffoldStaysInside(t *testing.T) {
+	t.Parallel()
+	root, outside := imageTree(t), t.TempDir()
+	victim := filepath.Join(outside, "secrets", "token")
+	if err := os.MkdirAll(filepath.Dir(victim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
+	if err := sc.build(context.Background(), Config{Volumes: []Volume{{Source: secret, Dest: "/run/secrets/token"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "run")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "run")); err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.undo()
+	if got, err := os.ReadFile(victim); err != nil || string(got) != "keep" {
+		t.Errorf("a file outside the root was touched: %q, %v", got, err)
+	}
+}
