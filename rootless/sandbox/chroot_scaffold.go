@@ -77,6 +77,16 @@ func (s *scaffold) inRoot(p string) (string, error) {
 	return securejoin.SecureJoin(s.root, p)
 }
 
+// entryInRoot is the host path of the entry p itself: its directory resolved inside the
+// root, its last element not followed (a symlink there stays a symlink).
+func (s *scaffold) entryInRoot(p string) (string, error) {
+	dir, err := s.inRoot(path.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, path.Base(p)), nil
+}
+
 // ensureDir makes dir (and missing parents) inside the root; what it made is removed
 // after the run when empty.
 func (s *scaffold) ensureDir(dir string) error {
@@ -143,7 +153,7 @@ func (s *scaffold) devices() error {
 	return s.keepTimes("/dev", func() error {
 		for _, d := range chrootDevices {
 			p := "/dev/" + d.name
-			host, err := s.inRoot(p)
+			host, err := s.entryInRoot(p)
 			if err != nil {
 				return err
 			}
@@ -189,7 +199,7 @@ func (s *scaffold) etcFile(p, content string) error {
 	if err := s.ensureDir(path.Dir(p)); err != nil {
 		return err
 	}
-	host, err := s.inRoot(p)
+	host, err := s.entryInRoot(p)
 	if err != nil {
 		return err
 	}

@@ -216,3 +216,27 @@ func TestScaffoldStaysInside(t *testing.T) {
 		t.Errorf("a file outside the root was touched: %q, %v", got, err)
 	}
 }
+
+// TestScaffoldLeavesSymlinks: an image whose /etc/resolv.conf is a symlink (to a file
+// that exists only on a running system) keeps it, and the run starts.
+func TestScaffoldLeavesSymlinks(t *testing.T) {
+	t.Parallel()
+	root := imageTree(t)
+	link := filepath.Join(root, "etc/resolv.conf")
+	if err := os.Symlink("../run/systemd/resolve/stub-resolv.conf", link); err != nil {
+		t.Fatal(err)
+	}
+	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
+	if err := sc.build(context.Background(), Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.undo(); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(link); err != nil || target != "../run/systemd/resolve/stub-resolv.conf" {
+		t.Errorf("/etc/resolv.conf: %q, %v; want the image's symlink", target, err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "run")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("/run was made for the symlink's target: %v", err)
+	}
+}
