@@ -15,6 +15,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/forge-build/forge/rootless"
 	"github.com/forge-build/forge/storage"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	Out           io.Writer // STEP lines and the output of RUN steps
 	Err           io.Writer // pull progress
 	Logger        *slog.Logger
+
+	// Isolation of RUN steps: rootless.IsolationChroot, or empty for namespaces.
+	Isolation rootless.Isolation
 }
 
 // Build builds a Dockerfile and returns the ID of the final image.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/forge-build/forge/rootless"
 	"github.com/forge-build/forge/rootless/sandbox"
 	"github.com/forge-build/forge/storage"
 )
@@ -35,6 +36,8 @@ type RunOptions struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	Logger   *slog.Logger
+	// Isolation is rootless.IsolationChroot to run by chroot alone; empty for namespaces.
+	Isolation rootless.Isolation
 }
 
 // Run runs a command in a working container and returns its exit status. The changes it
@@ -72,6 +75,8 @@ func Run(ctx context.Context, s *storage.Store, c *storage.Container, o RunOptio
 		Stdout:   o.Stdout,
 		Stderr:   o.Stderr,
 		Logger:   o.Logger,
+
+		Isolation: o.Isolation,
 	}
 	status, err = sandbox.Run(ctx, cfg)
 	if err != nil {

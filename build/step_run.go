@@ -28,6 +28,9 @@ func (r *stageRun) run1(ctx context.Context, c *instructions.RunCommand) error {
 	if err != nil {
 		return err
 	}
+	if err := r.b.checkIsolation(network); err != nil {
+		return err
+	}
 	planned, mountKey, err := r.planMounts(ctx, mounts)
 	if err != nil {
 		return err
@@ -79,7 +82,7 @@ func (r *stageRun) execRun(ctx context.Context, args []string, script *runScript
 	status, err := Run(ctx, r.b.store, r.ctr, RunOptions{
 		Args: args, Env: env, WorkDir: r.config.Config.WorkingDir, User: r.config.Config.User,
 		Network: network, Volumes: set.volumes, Tmpfs: set.tmpfs,
-		Stdout: r.runOutput(), Stderr: r.runOutput(), Logger: r.b.log,
+		Stdout: r.runOutput(), Stderr: r.runOutput(), Logger: r.b.log, Isolation: r.b.opts.Isolation,
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func globalFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "storage-opt", Usage: "storage driver `OPTION` (repeatable)"},
 		&ucli.StringFlag{Name: "registries-conf", Usage: "registries.conf `FILE` to use instead of the default ones"},
 		&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "`LEVEL`: error, warn, info or debug"},
+		isolationFlag(),
 	}
 }
 
@@ -110,6 +111,10 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 	if err != nil {
 		return err
 	}
+	iso, err := chooseIsolation(c, log)
+	if err != nil {
+		return err
+	}
 	if done, err := enter(c, log); done || err != nil {
 		return err
 	}
@@ -133,6 +138,7 @@ func withStore(c *ucli.Context, fn func(ctx context.Context, s *storage.Store) e
 		DriverOptions:     c.StringSlice("storage-opt"),
 		RegistriesConf:    c.String("registries-conf"),
 		IgnoreChownErrors: id.Mode == rootless.ModeSingle,
+		NoMounts:          iso.Isolation == rootless.IsolationChroot,
 		TempDir:           os.Getenv("TMPDIR"),
 		MaxLayerSize:      maxLayerSize,
 		Logger:            log,

@@ -66,6 +66,7 @@ func budAction(c *ucli.Context) error {
 			return err
 		}
 		o.IgnoreChownErrors = id.Mode == rootless.ModeSingle
+		o.Isolation = isolationOf(c).Isolation
 		o.DigestCachePath = filepath.Join(info.GraphRoot, "forge-context-digests.json")
 		log, _ := logger(c)
 		o.Logger = log

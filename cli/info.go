@@ -16,7 +16,7 @@ import (
 func infoCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "info",
-		Usage: "show the storage driver and why, the store's locations, the ID mapping and versions",
+		Usage: "show the storage driver and why, the store's locations, the ID mapping, the isolation of RUN steps and versions",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "Go `TEMPLATE` applied to the result, e.g. '{{.Store.GraphDriverName}}'"},
 		},
@@ -38,7 +38,7 @@ func infoCommand() *ucli.Command {
 					return err
 				}
 				return render(c.App.Writer, tmpl, systemInfo{
-					Host: hostInfo(), Store: store, IDMap: idmap, Version: versions(),
+					Host: hostInfo(), Store: store, IDMap: idmap, Isolation: isolationOf(c), Version: versions(),
 				})
 			})
 		},
@@ -46,10 +46,12 @@ func infoCommand() *ucli.Command {
 }
 
 type systemInfo struct {
-	Host    host               `json:"host"`
-	Store   storage.DriverInfo `json:"store"`
-	IDMap   rootless.Info      `json:"idmap"`
-	Version versionInfo        `json:"version"`
+	Host  host               `json:"host"`
+	Store storage.DriverInfo `json:"store"`
+	IDMap rootless.Info      `json:"idmap"`
+	// Isolation is how RUN steps are isolated, and why.
+	Isolation rootless.IsolationChoice `json:"isolation"`
+	Version   versionInfo              `json:"version"`
 }
 
 type host struct {

@@ -65,6 +65,7 @@ func runAction(c *ucli.Context) error {
 			Args: args, Env: hostEnv(c.StringSlice("env")), WorkDir: c.String("workingdir"), User: c.String("user"),
 			Hostname: c.String("hostname"), Network: network, Volumes: volumes, TTY: c.Bool("tty"),
 			Stdin: stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Logger: log,
+			Isolation: isolationOf(c).Isolation,
 		})
 		if err != nil {
 			return err

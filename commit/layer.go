@@ -21,6 +21,12 @@ func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squas
 	if squash {
 		return squashLayer(ctx, s, c)
 	}
+	if tracked, err := s.TrackedChanges(ctx, c); tracked != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return trackedLayer(ctx, s, c, tracked)
+	}
 	st := s.Storage()
 	if consume {
 		if layer, moved, err := moveLayer(ctx, s, c); moved || err != nil {

@@ -40,6 +40,12 @@ func reproducibleLayer(ctx context.Context, s *storage.Store, c *storage.Contain
 	if squash {
 		return reproducibleSquash(ctx, s, c, ts)
 	}
+	if tracked, err := s.TrackedChanges(ctx, c); tracked != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return reproducibleTracked(ctx, s, c, tracked, ts)
+	}
 	if c.FromImageID != "" {
 		changes, err := st.Changes(c.ParentLayer, c.LayerID)
 		if err != nil {

@@ -81,6 +81,11 @@ func (s *Store) From(ctx context.Context, image string, o FromOptions) (*Contain
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", name, err)
 	}
+	if s.noMounts {
+		if err := s.recordRootFS(ctx, made.ID); err != nil {
+			return nil, errors.Join(err, s.store.DeleteContainer(made.ID))
+		}
+	}
 	return s.loadContainer(made)
 }
 

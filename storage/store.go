@@ -1,6 +1,8 @@
 // Package storage owns forge's local image store (go.podman.io/storage) and moving images in
 // and out of it with go.podman.io/image/v5: pull, push, short-name resolution, credentials,
-// listing, tagging and removal. It chooses the storage driver and remembers why.
+// listing, tagging and removal. It chooses the storage driver and remembers why. Where
+// nothing can be mounted (chroot isolation) it uses vfs, records each new container's root
+// filesystem, and finds the container's changes by comparing with that record.
 package storage
 
 import (
@@ -29,6 +31,10 @@ type Options struct {
 	// IgnoreChownErrors is set when only one ID is mapped: files owned by other users
 	// are then stored as the caller's own.
 	IgnoreChownErrors bool
+	// NoMounts is set for chroot isolation: nothing can be mounted, so the driver is vfs,
+	// and each new container records its root filesystem so that its changes can be
+	// found by comparing (TrackedChanges).
+	NoMounts bool
 	// TempDir holds large temporary files (unpacked archives during a pull); default /var/tmp.
 	TempDir string
 	// MaxLayerSize (> 0) is how far one layer of a pulled image, or one archive unpacked
@@ -44,6 +50,7 @@ type Store struct {
 	registriesConf string
 	tempDir        string
 	maxLayerSize   int64
+	noMounts       bool
 	log            *slog.Logger
 }
 
@@ -82,7 +89,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_, _ = store.Shutdown(false)
 		return nil, err
 	}
-	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, maxLayerSize: opts.MaxLayerSize, log: log}, nil
+	return &Store{store: store, driverReason: reason, registriesConf: opts.RegistriesConf, tempDir: opts.TempDir, maxLayerSize: opts.MaxLayerSize,
+		noMounts: opts.NoMounts, log: log}, nil
 }
 
 // checkRoot gives a clear error when the graph root cannot be created, before storage
@@ -116,6 +124,13 @@ type driverChoice struct {
 // uses, or the best that works: kernel overlay, then fuse-overlayfs, then vfs.
 func openWithDriver(ctx context.Context, base stypes.StoreOptions, opts Options) (cstorage.Store, string, error) {
 	fixed := fixedDriver(base, opts)
+	if opts.NoMounts {
+		c, err := noMountsDriver(base, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		fixed = &c
+	}
 	if fixed != nil {
 		s, err := getStore(base, *fixed, opts.IgnoreChownErrors)
 		if err != nil {

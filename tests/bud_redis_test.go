@@ -26,7 +26,13 @@ CMD ["redis-server"]
 // runs redis-server, and redis-cli in a second container gets PONG from it.
 func TestBudRedisSeed(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
+	checkRedisSeed(t, newStore(t))
+}
+
+// checkRedisSeed builds the seed's example on s, runs redis-server from the image and
+// pings it from a second container.
+func checkRedisSeed(t *testing.T, s *store) {
+	t.Helper()
 	ctx := budContext(t, budRedisDockerfile, nil)
 	id, r := s.budOK(t, "", "-t", "usamaa/redis", ctx)
 	checkBudOutput(t, r, []string{
@@ -118,6 +124,9 @@ func (b *syncBuffer) String() string {
 func budStart(t *testing.T, s *store, args ...string) *budProc {
 	t.Helper()
 	p := &budProc{cmd: exec.Command(e2e.Bin, append(s.globalArgs(), args...)...), out: &syncBuffer{}, done: make(chan struct{})}
+	if len(s.wrap) > 0 {
+		p.cmd = exec.Command(s.wrap[0], append(append(append([]string{}, s.wrap[1:]...), e2e.Bin), append(s.globalArgs(), args...)...)...)
+	}
 	p.cmd.Env = mergeEnv(os.Environ(), s.env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

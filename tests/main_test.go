@@ -71,7 +71,7 @@ func loadEnv() (env, []string) {
 }
 
 // needE2E skips the test when the end-to-end environment is not set up.
-// It is the only place a test skips.
+// It and needRootE2E are the only places a test skips.
 func needE2E(t *testing.T) {
 	t.Helper()
 	if len(e2eMissing) > 0 {
@@ -80,10 +80,31 @@ func needE2E(t *testing.T) {
 	}
 }
 
+// rootEnv is what the tests that run forge as root get from tests/run.sh's root phase.
+type rootEnv struct {
+	nons   []string // FORGE_NONS: the command that simulates a default unprivileged container
+	asUser []string // FORGE_AS_USER: the command prefix that runs a program as the test user
+}
+
+// needRootE2E skips the test unless it runs as root in tests/run.sh's root phase (the
+// tests named TestChrootContainer*), and returns that phase's environment.
+func needRootE2E(t *testing.T) rootEnv {
+	t.Helper()
+	needE2E(t)
+	e := rootEnv{nons: strings.Fields(os.Getenv("FORGE_NONS")), asUser: strings.Fields(os.Getenv("FORGE_AS_USER"))}
+	if os.Geteuid() != 0 || len(e.nons) == 0 || len(e.asUser) == 0 {
+		t.Skipf("needs root, FORGE_NONS and FORGE_AS_USER (uid %d): tests/run.sh runs it in its root phase", os.Geteuid())
+	}
+	return e
+}
+
 // store is one forge store (--root and --runroot) and the environment forge runs in.
 type store struct {
 	root, runroot string
 	env           map[string]string // overrides of the test process's environment
+	// wrap, when set, is the command forge runs under (e.g. nons, or setpriv as the
+	// test user): forge's path and arguments follow it.
+	wrap []string
 }
 
 // newStore makes a store under $TMPDIR. It is not removed by the test: overlay
@@ -127,6 +148,9 @@ func (s *store) runStdin(t *testing.T, stdin string, args ...string) result {
 	defer cancel()
 	all := append(s.globalArgs(), args...)
 	cmd := exec.CommandContext(ctx, e2e.Bin, all...)
+	if len(s.wrap) > 0 {
+		cmd = exec.CommandContext(ctx, s.wrap[0], append(append(append([]string{}, s.wrap[1:]...), e2e.Bin), all...)...)
+	}
 	cmd.Env = mergeEnv(os.Environ(), s.env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer

@@ -7,8 +7,9 @@
 # the busybox fixture and a minimal Debian bookworm image (mmdebstrap, cached
 # per day in /var/cache/forge-e2e), starts two real registries (one with htpasswd auth) as
 # forgetest, mounts a small tmpfs for the full-disk tests, runs the unit tests as root and
-# the end-to-end tests in tests/ as forgetest, then stops the registries and removes
-# everything it made.
+# the end-to-end tests in tests/ as forgetest, then the TestChrootContainer tests as root
+# (they run forge under tests/internal/nons, a simulated unprivileged container, and forge
+# as forgetest for comparison), then stops the registries and removes everything it made.
 #
 #   tests/run.sh                 the whole run; exit status = the tests' status
 #   tests/run.sh --setup-only    set up, leave the registries running, print the
@@ -222,6 +223,7 @@ if [ "$SETUP_ONLY" = false ]; then
 	cp bin/forge "$WORK/bin/forge"
 	go test -c -o "$WORK/bin/e2e.test" -tags "$TAGS" ./tests/
 fi
+go build -o "$WORK/bin/nons" ./tests/internal/nons
 
 log "fixtures"
 go run ./tests/internal/mkbase -o "$WORK/fixtures/busybox.tar"
@@ -259,6 +261,10 @@ E2E_ENV=(
 	FORGE_STRESS="${FORGE_STRESS:-}"           # 1: the kill test kills 100 times, not 10
 	FORGE_STRESS_SEED="${FORGE_STRESS_SEED:-}" # repeats a kill test's random moments
 )
+# The root phase: forge as root under nons (chroot isolation), forgetest's forge for comparison.
+mkdir -p "$WORK/roothome"
+ROOT_ENV=(env -i HOME="$WORK/roothome" TMPDIR="$WORK/tmp" PATH="$USER_PATH" LANG=C.UTF-8
+	"${E2E_ENV[@]}" FORGE_NONS="$WORK/bin/nons" FORGE_AS_USER="${AS_USER[*]}")
 
 if [ "$SETUP_ONLY" = true ]; then
 	printf '%s\n' "${E2E_ENV[@]}" >"$WORK/e2e.env"
@@ -269,6 +275,8 @@ Run tests as $TEST_USER, e.g.:
   go test -c -o $WORK/bin/e2e.test -tags "$TAGS" ./tests/ && cp bin/forge $WORK/bin/forge
   cd $WORK && setpriv --reuid=$TEST_USER --regid=$TEST_USER --init-groups env -i HOME=$WORK/home \\
     XDG_RUNTIME_DIR=$WORK/run TMPDIR=$WORK/tmp PATH=$USER_PATH \$(cat $WORK/e2e.env) $WORK/bin/e2e.test -test.v
+and the chroot isolation tests as root:
+  cd $WORK && ${ROOT_ENV[*]@Q} $WORK/bin/e2e.test -test.v -test.run '^TestChrootContainer'
 Stop: kill ${PIDS[*]}; umount $WORK/smallfs; rm -rf $WORK
 EOF
 	exit 0
@@ -283,11 +291,17 @@ e2e_status=0
 (cd "$WORK" && as_user "${E2E_ENV[@]}" "$WORK/bin/e2e.test" -test.v -test.timeout 20m) 2>&1 |
 	tee "$WORK/e2e.log" || e2e_status=$?
 
+log "end-to-end tests of chroot isolation (as root, in a simulated unprivileged container)"
+(cd "$WORK" && "${ROOT_ENV[@]}" "$WORK/bin/e2e.test" -test.v -test.timeout 10m -test.run '^TestChrootContainer') 2>&1 |
+	tee "$WORK/e2e-root.log" || e2e_status=$?
+
 log "summary"
-grep -E '^\s*--- (FAIL|SKIP)' "$WORK/e2e.log" || true
-passed=$(grep -cE '^\s*--- PASS' "$WORK/e2e.log" || true)
-failed=$(grep -cE '^\s*--- FAIL' "$WORK/e2e.log" || true)
-skipped=$(grep -cE '^\s*--- SKIP' "$WORK/e2e.log" || true)
+# The root phase's tests skip in the first run (they need root): only its own result counts.
+grep -E '^\s*--- (FAIL|SKIP)' "$WORK/e2e.log" | grep -v 'TestChrootContainer' || true
+grep -E '^\s*--- (FAIL|SKIP)' "$WORK/e2e-root.log" || true
+passed=$(cat "$WORK/e2e.log" "$WORK/e2e-root.log" | grep -cE '^\s*--- PASS' || true)
+failed=$(cat "$WORK/e2e.log" "$WORK/e2e-root.log" | grep -cE '^\s*--- FAIL' || true)
+skipped=$(grep -E '^\s*--- SKIP' "$WORK/e2e.log" | grep -cv 'TestChrootContainer' || true)
 [ "$unit_status" = 0 ] && echo "unit tests: ok" || echo "unit tests: FAIL (exit $unit_status)"
 [ "$e2e_status" = 0 ] && echo "e2e tests: ok" || echo "e2e tests: FAIL (exit $e2e_status)"
 echo "e2e: $passed passed, $failed failed, $skipped skipped"

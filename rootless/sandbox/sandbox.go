@@ -22,6 +22,10 @@
 // working. They cannot gain more than forge's user namespace holds, and the bounding set
 // is Docker's default set.
 //
+// Where no namespace can be made (root in an unprivileged container), Config.Isolation
+// chroot runs the command chrooted into the root filesystem instead, with no mount at all
+// (chroot.go): what the mounts would give is copied in for the run and taken out again.
+//
 // Not done (yet): no seccomp filter (it needs libseccomp or a BPF compiler of our own), no
 // cgroup limits, and PID 1 is the command itself, which does not reap orphans. Two runs
 // at once on the same root filesystem could remove each other's mount points when they
@@ -44,6 +48,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
+
+	"github.com/forge-build/forge/rootless"
 )
 
 // Config describes one command to run in a container's root filesystem.
@@ -62,6 +68,9 @@ type Config struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	Logger   *slog.Logger // nil = discard
+	// Isolation is rootless.IsolationChroot to run the command by chroot alone, without
+	// namespaces or mounts (see RunChroot); empty or namespaces for the sandbox above.
+	Isolation rootless.Isolation
 }
 
 // Volume is a bind mount of a host path into the sandbox.
@@ -110,6 +119,9 @@ func init() {
 // cfg.Stderr. Cancelling ctx kills the whole sandbox (SIGKILL to its PID 1 ends its PID
 // namespace); Run then returns after cleaning up, with status 137.
 func Run(ctx context.Context, cfg Config) (status int, err error) {
+	if cfg.Isolation == rootless.IsolationChroot {
+		return runChroot(ctx, cfg)
+	}
 	spec, err := Spec(cfg)
 	if err != nil {
 		return -1, err
@@ -130,11 +142,23 @@ func Run(ctx context.Context, cfg Config) (status int, err error) {
 		return -1, err
 	}
 	logger(cfg).Debug("sandbox start", "rootfs", cfg.RootFS, "args", cfg.Args, "created", created)
-	return start(ctx, cfg, spec)
+	return start(ctx, cfg, spec, launch{name: initName, attr: sysProcAttr(spec), kill: killChild})
 }
 
+// launch says how start makes the child: the reexec entry point, its attributes, how to
+// kill it and whatever it started, and what ends the rest once it has exited.
+type launch struct {
+	name string
+	attr *syscall.SysProcAttr
+	kill func(*exec.Cmd) error
+	reap func(*exec.Cmd) // nil: nothing outlives the child
+}
+
+// killChild kills the sandbox's PID 1, which ends its PID namespace.
+func killChild(cmd *exec.Cmd) error { return cmd.Process.Signal(syscall.SIGKILL) }
+
 // start runs the child for spec and waits for it.
-func start(ctx context.Context, cfg Config, spec *specs.Spec) (int, error) {
+func start(ctx context.Context, cfg Config, spec *specs.Spec, how launch) (int, error) {
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return -1, fmt.Errorf("spec pipe: %w", err)
@@ -147,10 +171,10 @@ func start(ctx context.Context, cfg Config, spec *specs.Spec) (int, error) {
 	}
 	defer statusR.Close()
 
-	cmd := reexec.CommandContext(ctx, initName)
+	cmd := reexec.CommandContext(ctx, how.name)
 	cmd.ExtraFiles = []*os.File{specR, statusW}
-	cmd.SysProcAttr = sysProcAttr(spec)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+	cmd.SysProcAttr = how.attr
+	cmd.Cancel = func() error { return how.kill(cmd) }
 	cmd.WaitDelay = killDeadline
 	stdio, err := attachStdio(cmd, cfg)
 	if err != nil {
@@ -177,7 +201,11 @@ func start(ctx context.Context, cfg Config, spec *specs.Spec) (int, error) {
 		_ = cmd.Wait()
 		return -1, fmt.Errorf("send spec: %w", err)
 	}
-	return wait(ctx, cmd, statusR, stdio, cfg.Stderr)
+	status, err := wait(ctx, cmd, statusR, stdio, cfg.Stderr)
+	if how.reap != nil {
+		how.reap(cmd)
+	}
+	return status, err
 }
 
 // wait reads the child's report (EOF when the command was executed), waits for the
