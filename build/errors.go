@@ -31,9 +31,19 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // ExitStatusError is a RUN step whose command exited non-zero.
-type ExitStatusError struct{ Status int }
+type ExitStatusError struct {
+	Status int
+	// DiskFull: the store's file system was full when the command failed, the likely
+	// reason (its own message, "No space left on device", went to the build output).
+	DiskFull bool
+}
 
-func (e *ExitStatusError) Error() string { return fmt.Sprintf("exit status %d", e.Status) }
+func (e *ExitStatusError) Error() string {
+	if e.DiskFull {
+		return fmt.Sprintf("exit status %d: no space left on device (the store's file system is full)", e.Status)
+	}
+	return fmt.Sprintf("exit status %d", e.Status)
+}
 
 // oneLine shortens an instruction's text for an error message.
 func oneLine(text string) string {

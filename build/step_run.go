@@ -88,7 +88,7 @@ func (r *stageRun) execRun(ctx context.Context, args []string, script *runScript
 		return err
 	}
 	if status != 0 {
-		return &ExitStatusError{Status: status}
+		return &ExitStatusError{Status: status, DiskFull: r.b.store.Full()}
 	}
 	return nil
 }

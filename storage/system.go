@@ -10,6 +10,7 @@ import (
 
 	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
+	"golang.org/x/sys/unix"
 )
 
 // RegistryOptions are the per-command registry flags (--tls-verify, --creds, --authfile,
@@ -110,4 +111,15 @@ func policyPaths() []string {
 		paths = append(paths, filepath.Join(home, ".config", "containers", "policy.json"))
 	}
 	return append(paths, "/etc/containers/policy.json")
+}
+
+// Full reports whether the file system of the store's graph root is out of space or
+// inodes (less than 1 MiB left to unprivileged writers), the usual reason a build
+// command that wrote into a container failed.
+func (s *Store) Full() bool {
+	var st unix.Statfs_t
+	if unix.Statfs(s.store.GraphRoot(), &st) != nil {
+		return false
+	}
+	return uint64(st.Bavail)*uint64(st.Bsize) < 1<<20 || (st.Files > 0 && st.Ffree == 0)
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// TestFullDisk: with the store on a 64 MiB filesystem, a COPY, a RUN whose layer does
-// not fit, and a pull that does not fit each fail with one error line that names the
+// TestFullDisk: with the store on a 64 MiB filesystem, a COPY, a RUN that writes more
+// than fits, and a pull that does not fit each fail with one error line that names the
 // step (or the pull) and says "no space left on device"; the build's containers are
 // removed, the space they took is free again, and the next build works.
 func TestFullDisk(t *testing.T) {
@@ -41,7 +41,7 @@ func TestFullDisk(t *testing.T) {
 		want []string
 	}{
 		{"COPY", []string{"bud", "-q", big}, []string{"Dockerfile:2", "COPY big /big"}},
-		{"RUN", []string{"bud", "-q", budContext(t, "FROM busybox\nRUN head -c 40000000 /dev/urandom > /fill\n", nil)}, []string{"Dockerfile:2", "RUN head -c"}},
+		{"RUN", []string{"bud", "-q", budContext(t, "FROM busybox\nRUN head -c 80000000 /dev/urandom > /fill\n", nil)}, []string{"Dockerfile:2", "RUN head -c"}},
 		{"pull", []string{"pull", "-q", "--tls-verify=false", e2e.Registry + "/library/debian:bookworm-slim"}, []string{"pull", "debian"}},
 	}
 	for _, c := range cases {
