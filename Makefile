@@ -34,7 +34,7 @@ test:
 bench:
 	BENCH_QUICK="$(BENCH_QUICK)" bench/run.sh
 
-# Each native fuzz target runs briefly (FUZZTIME each); CI runs this after the tests.
+# Each native fuzz target runs briefly (FUZZTIME each); CI (.ci/run) runs this before the tests.
 FUZZTIME ?= 10s
 fuzz:
 	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
