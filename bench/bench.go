@@ -115,6 +115,14 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
+	for _, bc := range cases {
+		if c.NoChroot || bc.Name != caseChroot {
+			continue
+		}
+		if err := b.runChroot(ctx, bc); err != nil {
+			return err
+		}
+	}
 	if !c.NoPush {
 		if err := b.runPush(ctx, s); err != nil {
 			return err

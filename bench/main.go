@@ -7,9 +7,10 @@
 // 100,000 files), and runs every build as the unprivileged user with a fresh store per case
 // and repetition, alternating forge and Buildah. Each case is measured cold (empty store),
 // cached (identical rebuild) and with its Dockerfile's last line changed; steps20 and
-// redis-like also cold from a registry cache that an earlier forge build filled.
+// redis-like also cold from a registry cache that an earlier forge build filled, and
+// base-100k also as root under chroot isolation with the vfs driver.
 //
-//	bench -work DIR -user NAME -forge BIN -registry HOST:PORT -busybox OCI-ARCHIVE [-reps 3] [-quick] [-no-push] [-no-regcache] [-out docs/benchmarks.md]
+//	bench -work DIR -user NAME -forge BIN -registry HOST:PORT -busybox OCI-ARCHIVE [-reps 3] [-quick] [-no-push] [-no-regcache] [-no-chroot] [-out docs/benchmarks.md]
 //
 // The benchmark is never part of `make test`.
 package main
@@ -38,6 +39,7 @@ type config struct {
 	Cases    []string // case names to run (all when empty)
 	NoPush   bool     // skip the push measure
 	NoReg    bool     // skip the registry-cache measure
+	NoChroot bool     // skip the chroot measure (base-100k as root under chroot isolation)
 	Drop     bool     // drop the page cache before each cold build (see dropCaches)
 	Out      string   // markdown file whose results section is rewritten ("" = none)
 }
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&cases, "cases", "", "comma-separated `cases` to run (default all)")
 	flag.BoolVar(&c.NoPush, "no-push", false, "skip the push measure")
 	flag.BoolVar(&c.NoReg, "no-regcache", false, "skip the registry-cache measure")
+	flag.BoolVar(&c.NoChroot, "no-chroot", false, "skip the chroot measure")
 	flag.BoolVar(&c.Drop, "drop-caches", false, "drop the page cache before each cold build (root)")
 	flag.StringVar(&c.Out, "out", "", "markdown `file` whose results section is rewritten")
 	flag.Parse()

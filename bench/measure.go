@@ -75,7 +75,7 @@ func newRunner(work, name string) (*runner, error) {
 }
 
 // invocation is one command to run: its argv, extra environment, and whether it runs as
-// root (the physical reference) instead of as the unprivileged user.
+// root (the push's physical reference, the chroot measure) instead of as the unprivileged user.
 type invocation struct {
 	Log    string   // name of the log file in work/logs
 	Argv   []string // the command

@@ -25,6 +25,7 @@ func (b *bench) report(ctx context.Context, cases []benchCase, s sizes, took tim
 	md.WriteString(describeMachine(ctx, b.cfg) + b.describeLoad() + "\n")
 	b.writeTimes(&md, cases)
 	b.writeRegCache(&md, cases)
+	b.writeChroot(&md)
 	b.writePush(&md)
 	b.writeTargets(&md)
 	fmt.Print(md.String())

@@ -210,3 +210,91 @@ func TestRegCacheSkipped(t *testing.T) {
 		t.Errorf("registry-cache table without the measure:\n%s", md.String())
 	}
 }
+
+func TestChrootTable(t *testing.T) {
+	t.Parallel()
+	f := func(m string) key { return key{caseChroot, m, toolForge} }
+	for _, tc := range []struct {
+		name    string
+		walls   map[key]time.Duration
+		failed  []key
+		reps    int
+		want    []string
+		wantNot []string
+	}{
+		{
+			name: "measured",
+			walls: map[key]time.Duration{
+				f(measureChanged):      100 * time.Millisecond,
+				f(measureChrootCold):   30 * time.Second,
+				f(measureChrootChange): 25 * time.Second,
+			},
+			reps: 1,
+			want: []string{
+				"| base-100k (10000 files) | 0.10 | 25.00 | 250.00 | 0.00 | 30 | 30.00 | 1 |",
+				"takes 250x as long under chroot isolation",
+			},
+		},
+		{
+			name: "stopped after a slow repetition",
+			walls: map[key]time.Duration{
+				f(measureChanged):      100 * time.Millisecond,
+				f(measureChrootCold):   2 * time.Minute,
+				f(measureChrootChange): 100 * time.Second,
+			},
+			reps: 3,
+			want: []string{"| base-100k (10000 files) | 0.10 | 100.00 | 1000.00 | 0.00 | 30 | 120.00 | 1 of 3: a build took over 90 s |"},
+		},
+		{
+			name:    "the changed build failed",
+			walls:   map[key]time.Duration{f(measureChanged): 100 * time.Millisecond, f(measureChrootCold): 30 * time.Second},
+			failed:  []key{f(measureChrootChange)},
+			reps:    1,
+			want:    []string{"| base-100k (10000 files) | 0.10 | failed | - | - | - | 30.00 | 1 |"},
+			wantNot: []string{"informational"},
+		},
+		{
+			name:    "not run",
+			walls:   map[key]time.Duration{f(measureChanged): 100 * time.Millisecond},
+			reps:    1,
+			wantNot: []string{"chroot"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := benchWith(tc.walls)
+			b.cfg.Reps = tc.reps
+			for _, k := range tc.failed {
+				b.res.failures[k]++
+			}
+			var md strings.Builder
+			b.writeChroot(&md)
+			for _, s := range tc.want {
+				if !strings.Contains(md.String(), s) {
+					t.Errorf("chroot table lacks %q:\n%s", s, md.String())
+				}
+			}
+			for _, s := range tc.wantNot {
+				if strings.Contains(md.String(), s) {
+					t.Errorf("chroot table has %q:\n%s", s, md.String())
+				}
+			}
+			for _, tg := range b.targets() {
+				if strings.Contains(tg.Name, "chroot") {
+					t.Errorf("target %q: the chroot measure has no goal", tg.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestChrootBud(t *testing.T) {
+	t.Parallel()
+	st := newStore("/w/stores/s")
+	got := strings.Join(chrootBud("/w/bin/forge", st, "localhost/x", "/w/Dockerfile", "/w/ctx"), " ")
+	want := "/w/bin/forge --isolation chroot --root /w/stores/s/root --runroot /w/stores/s/runroot --storage-driver vfs " +
+		"bud --tls-verify=false -t localhost/x -f /w/Dockerfile /w/ctx"
+	if got != want {
+		t.Errorf("chrootBud = %q, want %q", got, want)
+	}
+}

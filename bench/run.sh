@@ -6,14 +6,16 @@
 # unprivileged user forgebench with subordinate ID ranges, builds forge (`make build`) and
 # the harness (bench/*.go), makes the busybox base image with tests/internal/mkbase,
 # starts a local registry as forgebench, then runs the harness: it generates the other
-# fixtures in code, runs every build as forgebench and prints the results table, which a
-# full run also writes into docs/benchmarks.md. The benchmark is never part of `make test`.
+# fixtures in code, runs every build as forgebench (those of the chroot measure as root)
+# and prints the results table, which a full run also writes into docs/benchmarks.md.
+# The benchmark is never part of `make test`.
 #
 #   BENCH_QUICK=1     1 repetition and small sizes, for development; writes no docs
 #   BENCH_REPS=N      repetitions (default 3)
 #   BENCH_CASES=a,b   only these cases: tiny steps20 copy-20k run-big multistage base-100k base-busybox redis-like
 #   BENCH_PUSH=0      skip the push measure
 #   BENCH_REGCACHE=0  skip the registry-cache measure (steps20 and redis-like, forge only)
+#   BENCH_CHROOT=0    skip the chroot measure (base-100k as root, --isolation chroot, vfs; forge only)
 #   BENCH_OUT=FILE    where the results go (default docs/benchmarks.md; none in quick mode)
 #   BENCH_KEEP=1      keep the work directory (logs, fixtures) after the run
 #   BENCH_DROP_CACHES=0  do not drop the page cache before each cold build
@@ -156,6 +158,7 @@ args=(-work "$WORK" -user "$BENCH_USER" -forge "$WORK/bin/forge" -registry "127.
 [ -z "${BENCH_CASES:-}" ] || args+=(-cases "$BENCH_CASES")
 [ "${BENCH_PUSH:-1}" != 0 ] || args+=(-no-push)
 [ "${BENCH_REGCACHE:-1}" != 0 ] || args+=(-no-regcache)
+[ "${BENCH_CHROOT:-1}" != 0 ] || args+=(-no-chroot)
 [ "${BENCH_DROP_CACHES:-1}" = 0 ] || args+=(-drop-caches)
 [ -z "$OUT" ] || args+=(-out "$OUT")
 "$WORK/bin/forgebench" "${args[@]}"
