@@ -63,7 +63,6 @@ func commitOptions(c *ucli.Context, changes []string) (commit.Options, error) {
 		Changes: changes,
 		Comment: c.String("message"),
 		Author:  c.String("author"),
-		Consume: c.Bool("rm"), // removed right after: move its changes, do not copy them
 	}
 	if name := c.Args().Get(1); name != "" {
 		o.Names = []string{name}

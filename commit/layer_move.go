@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 
 	digest "github.com/opencontainers/go-digest"
@@ -36,6 +38,9 @@ import (
 // callers that remove the container anyway use this.
 func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (layer *cstorage.Layer, moved bool, retErr error) {
 	st := s.Storage()
+	if !canMove(st) {
+		return nil, false, nil
+	}
 	if n, err := st.Mounted(c.ID); err != nil || n > 0 {
 		return nil, false, nil
 	}
@@ -62,12 +67,14 @@ func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (lay
 	out, err := st.PrepareStagedLayer(nil, m)
 	if err != nil {
 		desc.TarSplit.Close()
-		if errors.Is(err, cstorage.ErrNotSupported) && !m.renamed {
-			return nil, false, nil
-		}
 		if out != nil && out.Target != "" {
 			m.restore(out.Target)
 			err = errors.Join(err, st.CleanupStagedLayer(out))
+		}
+		if !m.renamed {
+			// Nothing moved (no staging support, a staging directory on another file
+			// system, ...): the caller copies instead.
+			return nil, false, nil
 		}
 		return nil, true, fmt.Errorf("stage layer: %w", err)
 	}
@@ -222,9 +229,38 @@ func (m *moveDiffer) restore(staged string) {
 	if !m.renamed {
 		return
 	}
-	if err := os.Remove(m.src); err == nil {
+	if err := os.Remove(m.src); err == nil || errors.Is(err, fs.ErrNotExist) {
 		if os.Rename(staged, m.src) == nil {
 			m.renamed = false
 		}
 	}
+}
+
+// canMove reports whether the store's driver keeps a layer's changes as one directory
+// that a later diff reads back as it is: overlay with its native diff (no redirect_dir,
+// no metacopy), without composefs and without a separate image store (staging would be
+// on another file system).
+func canMove(st cstorage.Store) bool {
+	if st.GraphDriverName() != "overlay" || st.ImageStore() != "" {
+		return false
+	}
+	for _, o := range st.GraphOptions() {
+		if k, v, _ := strings.Cut(strings.ToLower(o), "="); strings.HasSuffix(k, "use_composefs") && v != "false" {
+			return false
+		}
+	}
+	status, err := st.Status()
+	if err != nil {
+		return false
+	}
+	native, metacopy := false, true
+	for _, kv := range status {
+		switch kv[0] {
+		case "Native Overlay Diff":
+			native = kv[1] == "true"
+		case "Using metacopy":
+			metacopy = kv[1] != "false"
+		}
+	}
+	return native && !metacopy
 }
