@@ -208,8 +208,10 @@ func relink(entries []spooledEntry) {
 		if e.hdr.Typeflag != tar.TypeLink {
 			continue
 		}
+		// The target may be any non-directory: the store writes a second name of a
+		// symlink, device or FIFO as a hard link too.
 		file, ok := index[e.hdr.Linkname]
-		if !ok || entries[file].hdr.Typeflag != tar.TypeReg {
+		if !ok || entries[file].hdr.Typeflag == tar.TypeDir || entries[file].hdr.Typeflag == tar.TypeLink {
 			continue
 		}
 		groups[file] = append(groups[file], i)
@@ -244,6 +246,11 @@ func normalHeader(hdr *tar.Header, ts time.Time) *tar.Header {
 	}
 	if out.Typeflag != tar.TypeReg {
 		out.Size = 0
+	}
+	if out.Typeflag != tar.TypeLink && out.Typeflag != tar.TypeSymlink {
+		// Overlay's whiteouts share one inode, and the store's tar writer names the
+		// first as the "link" of the others even though they are plain files.
+		out.Linkname = ""
 	}
 	for k, v := range hdr.PAXRecords {
 		if strings.HasPrefix(k, "SCHILY.xattr.") {
