@@ -19,8 +19,8 @@ func removeHalfWritten(st cstorage.Store, log *slog.Logger) error {
 		return fmt.Errorf("list images: %w", err)
 	}
 	for _, img := range images {
-		if slices.Contains(img.BigDataNames, cstorage.ImageDigestBigDataKey) {
-			continue
+		if img.ReadOnly || slices.Contains(img.BigDataNames, cstorage.ImageDigestBigDataKey) {
+			continue // a read-only additional store is not forge's to repair
 		}
 		if _, err := st.DeleteImage(img.ID, true); err != nil {
 			return fmt.Errorf("remove half-written image %s: %w", img.ID, err)

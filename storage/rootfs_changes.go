@@ -311,14 +311,33 @@ func xattrs(p string) (map[string][]byte, error) {
 		if len(name) == 0 {
 			continue
 		}
-		v := make([]byte, 4096)
-		m, err := unix.Lgetxattr(p, string(name), v)
+		v, err := lgetxattr(p, string(name))
 		if err != nil {
 			return nil, fmt.Errorf("read xattr %s of %s: %w", name, p, err)
 		}
-		out[string(name)] = v[:m]
+		out[string(name)] = v
 	}
 	return out, nil
+}
+
+// lgetxattr reads one extended attribute of any size (a value can grow between asking
+// for its size and reading it: then it asks again).
+func lgetxattr(p, name string) ([]byte, error) {
+	for {
+		size, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]byte, size)
+		n, err := unix.Lgetxattr(p, name, v)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return v[:n], nil
+	}
 }
 
 // sameContent compares two regular files byte for byte.
