@@ -162,6 +162,11 @@ func setIDs(u specs.User) error {
 	if err := syscall.Setuid(int(u.UID)); err != nil {
 		return fmt.Errorf("setuid %d: %w", u.UID, err)
 	}
+	// Changing credentials clears the parent-death signal: without it a command run as
+	// another user would outlive a killed forge where no PID namespace ends it (chroot).
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("set the parent-death signal: %w", err)
+	}
 	return nil
 }
 

@@ -167,22 +167,24 @@ func (s *scaffold) devices() error {
 			if err := unix.Chmod(host, 0o666); err != nil {
 				return fmt.Errorf("chmod %s: %w", p, err)
 			}
-			s.removeLater(p, host)
+			s.removeLater(p, host, false)
 		}
 		return nil
 	})
 }
 
-// removeLater removes p after the run if it is still the file forge made (same inode,
-// unchanged since).
-func (s *scaffold) removeLater(p, host string) {
+// removeLater removes p after the run if it is still the file forge made (same inode)
+// and, unless edited is set, unchanged since (same ctime). The files that stand for a
+// bind mount (/etc/hosts, /etc/resolv.conf) go even when the command edited them: in a
+// build with namespaces the edits land on the mount, never in the layer.
+func (s *scaffold) removeLater(p, host string, edited bool) {
 	var made unix.Stat_t
 	if err := unix.Lstat(host, &made); err != nil {
 		return
 	}
 	s.push(func() error {
 		var now unix.Stat_t
-		if err := unix.Lstat(host, &now); err != nil || now.Ino != made.Ino || now.Ctim != made.Ctim {
+		if err := unix.Lstat(host, &now); err != nil || now.Ino != made.Ino || (!edited && now.Ctim != made.Ctim) {
 			return nil
 		}
 		if err := unix.Unlink(host); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -210,7 +212,7 @@ func (s *scaffold) etcFile(p, content string) error {
 			if err := os.WriteFile(host, []byte(content), 0o644); err != nil {
 				return fmt.Errorf("write %s: %w", p, err)
 			}
-			s.removeLater(p, host)
+			s.removeLater(p, host, true)
 			return nil
 		})
 	case err != nil:
@@ -222,7 +224,8 @@ func (s *scaffold) etcFile(p, content string) error {
 }
 
 // swapContent writes content into the existing file host and puts the original content
-// and times back after the run, unless the command changed the file.
+// and times back after the run, also when the command edited it (as a bind mount would
+// have taken the edits), unless the command replaced the file with another.
 func (s *scaffold) swapContent(p, host, content string) error {
 	orig, err := os.ReadFile(host)
 	if err != nil {
@@ -241,7 +244,7 @@ func (s *scaffold) swapContent(p, host, content string) error {
 	}
 	s.push(func() error {
 		var now unix.Stat_t
-		if err := unix.Lstat(host, &now); err != nil || now.Ino != made.Ino || now.Ctim != made.Ctim {
+		if err := unix.Lstat(host, &now); err != nil || now.Ino != made.Ino {
 			return nil
 		}
 		if err := os.WriteFile(host, orig, 0); err != nil {

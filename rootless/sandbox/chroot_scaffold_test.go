@@ -121,27 +121,41 @@ func TestScaffoldLeavesNoTrace(t *testing.T) {
 	}
 }
 
-// TestScaffoldKeepsWhatTheCommandChanged: a file the command rewrote is not put back.
-func TestScaffoldKeepsWhatTheCommandChanged(t *testing.T) {
+// TestScaffoldDropsEditsOfMountedFiles: /etc/hosts and /etc/resolv.conf stand for the
+// bind mounts a build with namespaces makes, where a command's edits never reach the
+// image: the image's own file gets its content back, the file made for the run goes,
+// even when the command edited them.
+func TestScaffoldDropsEditsOfMountedFiles(t *testing.T) {
 	t.Parallel()
 	root := imageTree(t)
+	hosts := filepath.Join(root, "etc/hosts")
+	orig, err := os.ReadFile(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc := &scaffold{root: root, log: slog.New(slog.DiscardHandler)}
 	if err := sc.build(context.Background(), Config{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
-	hosts := filepath.Join(root, "etc/hosts")
-	if err := os.WriteFile(hosts, []byte("10.0.0.1 mine\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{"etc/hosts", "etc/resolv.conf"} {
+		f, err := os.OpenFile(filepath.Join(root, p), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString("10.0.0.1 mine\n"); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
 	}
 	if err := sc.undo(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(hosts); string(got) != "10.0.0.1 mine\n" {
-		t.Errorf("/etc/hosts the command wrote became %q", got)
+	if got, _ := os.ReadFile(hosts); string(got) != string(orig) {
+		t.Errorf("/etc/hosts after the run holds %q, want the image's %q", got, orig)
 	}
 	if _, err := os.Lstat(filepath.Join(root, "etc/resolv.conf")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("/etc/resolv.conf, made for the run, is still there: %v", err)
+		t.Errorf("/etc/resolv.conf, made for the run and edited by it, is still there: %v", err)
 	}
 }
 
