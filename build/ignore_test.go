@@ -193,11 +193,12 @@ func TestOpenContextErrors(t *testing.T) {
 	}
 }
 
-// FuzzIgnoreRules checks the two things the context walk relies on for any ignore file and
-// path: matching a path segment by segment from the root agrees with matching it at once,
-// and a directory that is excluded while something below it is included again is one
+// FuzzIgnoreRules checks what the context walk relies on for any ignore file and path: a
+// directory that is excluded while something below it is included again is one
 // mayReinclude says must still be walked (otherwise those files would silently be left
-// out of the build).
+// out of the build). Matching goes segment by segment from the root, as BuildKit's does;
+// the matcher's whole-path function differs from it for exceptions that match a parent
+// (["0/0/0", "!0"] and "0/0/0/1"), so the two are not compared.
 func FuzzIgnoreRules(f *testing.F) {
 	for _, s := range []struct{ patterns, path string }{
 		{"*.log\n!keep.log\n", "keep.log"},
@@ -232,10 +233,6 @@ func FuzzIgnoreRules(f *testing.F) {
 		excluded, _, err := r.matchPath(rel)
 		if err != nil {
 			return
-		}
-		whole, err := r.pm.MatchesOrParentMatches(rel)
-		if err == nil && whole != excluded {
-			t.Fatalf("patterns %q: %q excluded %v matched segment by segment, %v at once", lines, rel, excluded, whole)
 		}
 		if excluded {
 			return
