@@ -94,13 +94,12 @@ func Commit(ctx context.Context, s *storage.Store, c *storage.Container, o Optio
 	if err := Apply(&cfg, st.changes); err != nil {
 		return "", err
 	}
-	var layer *cstorage.Layer
+	put, consume := putFunc(putPlain), st.Consume
 	if st.Timestamp != nil {
 		// A fixed timestamp: the layer is rewritten to be reproducible (reproducible.go).
-		layer, err = reproducibleLayer(ctx, s, c, st.Squash, st.created)
-	} else {
-		layer, err = newLayer(ctx, s, c, st.Squash, st.Consume)
+		put, consume = putReproducible(st.created), false
 	}
+	layer, err := newLayer(ctx, s, c, st.Squash, consume, put)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}

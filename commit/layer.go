@@ -13,19 +13,32 @@ import (
 	"github.com/forge-build/forge/storage"
 )
 
-// newLayer stores the container's changes as a new layer: its diff against its image, or
-// (squash) its whole filesystem as a parentless layer. It returns nil when nothing changed
-// in a container made from an image: the commit then changes the config only. With
-// consume the container's changes are moved rather than copied where the driver allows.
-func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squash, consume bool) (*cstorage.Layer, error) {
+// putFunc stores a layer tar, read from r, as a new layer on parent ("" for none).
+type putFunc func(ctx context.Context, st cstorage.Store, parent string, r io.Reader) (*cstorage.Layer, error)
+
+// putPlain stores the tar as it is.
+func putPlain(ctx context.Context, st cstorage.Store, parent string, r io.Reader) (*cstorage.Layer, error) {
+	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, withContext(ctx, r))
+	if err != nil {
+		return nil, fmt.Errorf("store layer: %w", err)
+	}
+	return layer, nil
+}
+
+// newLayer stores the container's changes as a new layer with put: its diff against its
+// image, or (squash) its whole filesystem as a parentless layer. It returns nil when
+// nothing changed in a container made from an image: the commit then changes the config
+// only. With consume the container's changes are moved rather than copied and put is not
+// used, where the driver allows.
+func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squash, consume bool, put putFunc) (*cstorage.Layer, error) {
 	if squash {
-		return squashLayer(ctx, s, c)
+		return squashLayer(ctx, s, c, put)
 	}
 	if tracked, err := s.TrackedChanges(ctx, c); tracked != nil || err != nil {
 		if err != nil {
 			return nil, err
 		}
-		return trackedLayer(ctx, s, c, tracked)
+		return trackedLayer(ctx, s, c, tracked, put)
 	}
 	st := s.Storage()
 	if consume {
@@ -47,11 +60,7 @@ func newLayer(ctx context.Context, s *storage.Store, c *storage.Container, squas
 		return nil, err
 	}
 	defer diff.Close()
-	layer, _, err := st.PutLayer("", c.ParentLayer, nil, "", false, nil, withContext(ctx, diff))
-	if err != nil {
-		return nil, fmt.Errorf("store layer: %w", err)
-	}
-	return layer, nil
+	return put(ctx, st, c.ParentLayer, diff)
 }
 
 // spoolDiff copies the layer diff (uncompressed tar, OCI whiteouts) to an unlinked
@@ -94,7 +103,7 @@ func writeDiff(ctx context.Context, st cstorage.Store, from, to string, w io.Wri
 
 // squashLayer stores the container's whole filesystem, read through its mount, as one
 // layer without a parent.
-func squashLayer(ctx context.Context, s *storage.Store, c *storage.Container) (layer *cstorage.Layer, retErr error) {
+func squashLayer(ctx context.Context, s *storage.Store, c *storage.Container, put putFunc) (layer *cstorage.Layer, retErr error) {
 	dir, err := s.Mount(c)
 	if err != nil {
 		return nil, err
@@ -113,11 +122,7 @@ func squashLayer(ctx context.Context, s *storage.Store, c *storage.Container) (l
 		return nil, fmt.Errorf("read container filesystem: %w", err)
 	}
 	defer tr.Close()
-	layer, _, err = s.Storage().PutLayer("", "", nil, "", false, nil, withContext(ctx, tr))
-	if err != nil {
-		return nil, fmt.Errorf("store squashed layer: %w", err)
-	}
-	return layer, nil
+	return put(ctx, s.Storage(), "", tr)
 }
 
 // withContext returns a reader that stops a long copy once ctx is cancelled.

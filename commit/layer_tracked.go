@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	cstorage "go.podman.io/storage"
 
@@ -16,7 +15,7 @@ import (
 // parent's copy would read every file's metadata twice and never see a replaced
 // directory). Like newLayer it returns nil when nothing changed in a container made from
 // an image.
-func trackedLayer(ctx context.Context, s *storage.Store, c *storage.Container, t *storage.TrackedChanges) (_ *cstorage.Layer, retErr error) {
+func trackedLayer(ctx context.Context, s *storage.Store, c *storage.Container, t *storage.TrackedChanges, put putFunc) (_ *cstorage.Layer, retErr error) {
 	defer func() {
 		if err := t.Close(); err != nil && retErr == nil {
 			retErr = err
@@ -29,7 +28,7 @@ func trackedLayer(ctx context.Context, s *storage.Store, c *storage.Container, t
 	if err != nil {
 		return nil, fmt.Errorf("read changes: %w", err)
 	}
-	layer, _, err := s.Storage().PutLayer("", c.ParentLayer, nil, "", false, nil, withContext(ctx, tr))
+	layer, err := put(ctx, s.Storage(), c.ParentLayer, tr)
 	// Closing the stream ends the producer if PutLayer stopped reading early.
 	if cerr := tr.Close(); err == nil && cerr != nil && !errors.Is(cerr, context.Canceled) {
 		err = cerr
@@ -38,33 +37,7 @@ func trackedLayer(ctx context.Context, s *storage.Store, c *storage.Container, t
 		if layer != nil {
 			err = errors.Join(err, deleteLayer(s.Storage(), layer.ID))
 		}
-		return nil, fmt.Errorf("store layer: %w", err)
-	}
-	return layer, nil
-}
-
-// reproducibleTracked is trackedLayer for a fixed timestamp: the tar of the changes,
-// spooled and written again by reproducibleTar before it is stored.
-func reproducibleTracked(ctx context.Context, s *storage.Store, c *storage.Container, t *storage.TrackedChanges, ts time.Time) (_ *cstorage.Layer, retErr error) {
-	defer func() {
-		if err := t.Close(); err != nil && retErr == nil {
-			retErr = err
-		}
-	}()
-	if len(t.Changes) == 0 && c.FromImageID != "" {
-		return nil, nil
-	}
-	tr, err := t.Tar()
-	if err != nil {
-		return nil, fmt.Errorf("read changes: %w", err)
-	}
-	f, err := spoolTar(ctx, tr)
-	if cerr := tr.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return putReproducible(ctx, s.Storage(), c.ParentLayer, f, ts)
+	return layer, nil
 }

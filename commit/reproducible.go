@@ -12,9 +12,6 @@ import (
 	"time"
 
 	cstorage "go.podman.io/storage"
-	"go.podman.io/storage/pkg/archive"
-
-	"github.com/forge-build/forge/storage"
 )
 
 // A reproducible layer depends only on the files it holds, never on when or where it was
@@ -33,62 +30,20 @@ import (
 // The tar is spooled to a file first: sorting needs all the headers before the first
 // entry can be written.
 
-// reproducibleLayer is newLayer for a fixed timestamp: the same layer, written again by
-// reproducibleTar before it is stored.
-func reproducibleLayer(ctx context.Context, s *storage.Store, c *storage.Container, squash bool, ts time.Time) (*cstorage.Layer, error) {
-	st := s.Storage()
-	if squash {
-		return reproducibleSquash(ctx, s, c, ts)
-	}
-	if tracked, err := s.TrackedChanges(ctx, c); tracked != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return reproducibleTracked(ctx, s, c, tracked, ts)
-	}
-	if c.FromImageID != "" {
-		changes, err := st.Changes(c.ParentLayer, c.LayerID)
-		if err != nil {
-			return nil, fmt.Errorf("list changes: %w", err)
-		}
-		if len(changes) == 0 {
-			return nil, nil
-		}
-	}
-	diff, err := spoolDiff(ctx, st, c.ParentLayer, c.LayerID)
-	if err != nil {
-		return nil, err
-	}
-	defer diff.Close()
-	return putReproducible(ctx, st, c.ParentLayer, diff, ts)
-}
-
-// reproducibleSquash is squashLayer for a fixed timestamp.
-func reproducibleSquash(ctx context.Context, s *storage.Store, c *storage.Container, ts time.Time) (layer *cstorage.Layer, retErr error) {
-	dir, err := s.Mount(c)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err := s.Unmount(c, false); err != nil && retErr == nil {
-			retErr = err
-			if layer != nil {
-				retErr = errors.Join(err, deleteLayer(s.Storage(), layer.ID))
-				layer = nil
+// putReproducible returns the putFunc of a commit with timestamp ts: the tar, spooled
+// to a file unless it is one already, is written again by reproducibleTar as it is stored.
+func putReproducible(ts time.Time) putFunc {
+	return func(ctx context.Context, st cstorage.Store, parent string, r io.Reader) (*cstorage.Layer, error) {
+		f, ok := r.(*os.File)
+		if !ok {
+			var err error
+			if f, err = spoolTar(ctx, r); err != nil {
+				return nil, err
 			}
+			defer f.Close()
 		}
-	}()
-	tr, err := archive.TarWithOptions(dir, &archive.TarOptions{Compression: archive.Uncompressed})
-	if err != nil {
-		return nil, fmt.Errorf("read container filesystem: %w", err)
+		return putRewritten(ctx, st, parent, f, ts)
 	}
-	defer tr.Close()
-	f, err := spoolTar(ctx, tr)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return putReproducible(ctx, s.Storage(), "", f, ts)
 }
 
 // spoolTar copies a tar stream to an unlinked temporary file.
@@ -108,8 +63,8 @@ func spoolTar(ctx context.Context, r io.Reader) (*os.File, error) {
 	return f, nil
 }
 
-// putReproducible stores the tar in f, rewritten by reproducibleTar, as a layer on parent.
-func putReproducible(ctx context.Context, st cstorage.Store, parent string, f io.ReaderAt, ts time.Time) (*cstorage.Layer, error) {
+// putRewritten stores the tar in f, rewritten by reproducibleTar, as a layer on parent.
+func putRewritten(ctx context.Context, st cstorage.Store, parent string, f io.ReaderAt, ts time.Time) (*cstorage.Layer, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
