@@ -40,8 +40,17 @@ type stageJob struct {
 // stageRunner builds stage i with v, the builder as the stage sees it.
 type stageRunner func(ctx context.Context, v *builder, i int) (*stageResult, error)
 
+// runStageSteps runs the stage's steps. A --cache-from entry the stage went on from can
+// fail only when its layers are pulled, steps later: the registry is then dropped (see
+// remoteCache.fail) and the stage runs again, from the local cache as far as it got.
 func runStageSteps(ctx context.Context, v *builder, i int) (*stageResult, error) {
-	return newStageRun(v, i).run(ctx)
+	for {
+		res, err := newStageRun(v, i).run(ctx)
+		var redo *remoteRedo
+		if !errors.As(err, &redo) || ctx.Err() != nil {
+			return res, err
+		}
+	}
 }
 
 // buildStages builds the target and the stages it needs: one after the other in file

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,48 +46,79 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 		log: log, out: out, broken: map[string]bool{}}
 }
 
-// ref is the registry reference of a cache entry: the key's hex digest is the tag.
-func cacheRef(repo, key string) string {
-	return "docker://" + strings.TrimPrefix(repo, "docker://") + ":" + strings.TrimPrefix(key, "sha256:")
+// cacheName is the registry name of a cache entry: the key's hex digest is the tag.
+func cacheName(repo, key string) string {
+	return strings.TrimPrefix(repo, "docker://") + ":" + strings.TrimPrefix(key, "sha256:")
 }
 
-// lookup pulls the entry for key from the first --cache-from registry that has it.
-func (c *remoteCache) lookup(ctx context.Context, key string) (string, bool) {
+// lookup finds the entry for key in the first --cache-from registry that has it. Only
+// its manifest and configuration are read: the build goes on from there (the next key
+// chains on the configuration), and the layers are pulled once, by pull, for the image
+// a step or the stage's result needs.
+func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, bool) {
 	if c == nil {
-		return "", false
+		return nil, false
 	}
 	for _, repo := range c.from {
 		if c.isBroken(repo) {
 			continue
 		}
-		id, err := c.store.PullUnnamed(ctx, cacheRef(repo, key), c.reg)
+		ri, err := c.store.FetchRemote(ctx, cacheName(repo, key), c.reg)
 		if err != nil {
-			if !strings.Contains(err.Error(), "manifest unknown") { // the registry's "no such tag"
+			if !errors.Is(err, storage.ErrNoRemoteImage) {
 				c.fail(repo, "--cache-from", err)
 			}
 			continue
 		}
-		if c.tooOld(ctx, id) {
+		if err := checkEntry(ri); err != nil {
+			c.fail(repo, "--cache-from", fmt.Errorf("%s: %w", ri.Name, err))
 			continue
 		}
-		if err := c.store.SetCacheKey(id, key); err != nil {
-			c.fail(repo, "--cache-from", err)
+		if c.ttl > 0 && (ri.Config.Created == nil || time.Since(*ri.Config.Created) > c.ttl) {
 			continue
 		}
-		fmt.Fprintf(c.out, "--> Using cache %s (from %s)\n", id, repo)
-		return id, true
+		fmt.Fprintf(c.out, "--> Using cache %s (from %s)\n", ri.ID, repo)
+		return &remoteEntry{RemoteImage: ri, repo: repo, key: key}, true
 	}
-	return "", false
+	return nil, false
 }
 
-// tooOld applies --cache-ttl to an entry by its creation time (with --timestamp: the
-// fixed timestamp).
-func (c *remoteCache) tooOld(ctx context.Context, id string) bool {
-	if c.ttl <= 0 {
-		return false
+// checkEntry refuses an entry forge cannot have written: every image a build commits has
+// a history, with an entry for each layer the build added (a base image may have none
+// for its own).
+func checkEntry(ri *storage.RemoteImage) error {
+	n := 0
+	for _, h := range ri.Config.History {
+		if !h.EmptyLayer {
+			n++
+		}
 	}
-	cfg, err := c.store.ImageConfig(ctx, id)
-	return err != nil || cfg.Created == nil || time.Since(*cfg.Created) > c.ttl
+	if len(ri.Config.History) == 0 || n > len(ri.Config.RootFS.DiffIDs) {
+		return fmt.Errorf("not a cache entry: its history names %d layers and its config %d", n, len(ri.Config.RootFS.DiffIDs))
+	}
+	return nil
+}
+
+// remoteEntry is a cache entry found in a --cache-from registry and not yet pulled.
+type remoteEntry struct {
+	*storage.RemoteImage
+	repo string // the --cache-from registry that has it
+	key  string // the step's cache key
+}
+
+// pull brings an entry found by lookup into the store and records it under its key.
+func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) {
+	id, err := c.store.PullRemote(ctx, e.RemoteImage)
+	if err == nil {
+		err = c.store.SetCacheKey(id, e.key)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", context.Cause(ctx)
+		}
+		return "", fmt.Errorf("pull %s: %w", e.Name, err)
+	}
+	return id, nil
 }
 
 // record pushes a step's image to the --cache-to registry.
@@ -94,7 +126,7 @@ func (c *remoteCache) record(ctx context.Context, id, key string) {
 	if c == nil || c.to == "" || c.isBroken(c.to) {
 		return
 	}
-	if _, err := c.store.Push(ctx, id, cacheRef(c.to, key), storage.PushOptions{Registry: c.reg}); err != nil {
+	if _, err := c.store.Push(ctx, id, "docker://"+cacheName(c.to, key), storage.PushOptions{Registry: c.reg}); err != nil {
 		c.fail(c.to, "--cache-to", err)
 	}
 }
@@ -115,3 +147,10 @@ func (c *remoteCache) fail(repo, flag string, err error) {
 	c.broken[repo] = true
 	c.log.Warn(fmt.Sprintf("%s %s: %v; building without it", flag, repo, err))
 }
+
+// remoteRedo says a --cache-from entry the stage went on from could not be pulled; its
+// registry is now dropped and the stage must run again without it.
+type remoteRedo struct{ err error }
+
+func (e *remoteRedo) Error() string { return e.err.Error() }
+func (e *remoteRedo) Unwrap() error { return e.err }

@@ -93,6 +93,41 @@ func (r *stageRun) historyTail(text string) []string {
 	return tail
 }
 
+// cached continues the stage from the image the local cache, or else a --cache-from
+// registry, holds for key. ok is false when there is none that fits: the step runs.
+func (r *stageRun) cached(ctx context.Context, key, text string) (ok bool, err error) {
+	id, err := r.b.store.CachedImage(key)
+	if err != nil {
+		return false, err
+	}
+	if id != "" {
+		fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
+		return r.useCached(ctx, id, key, text)
+	}
+	e, found := r.b.remote.lookup(ctx, key)
+	if !found {
+		return false, nil
+	}
+	// An entry whose history is this build's is gone on from without pulling it; one
+	// written by another Dockerfile is pulled now and given this build's history.
+	want := append(createdBys(r.config.History), r.historyTail(text)...)
+	got := createdBys(e.Config.History)
+	if len(got) != len(want) {
+		return false, nil
+	}
+	if slices.Equal(got, want) {
+		return true, r.moveToConfig(e.ID, e.Config, e)
+	}
+	if id, err = r.b.remote.pull(ctx, e); err != nil {
+		if ctx.Err() != nil {
+			return false, err
+		}
+		r.b.remote.fail(e.repo, "--cache-from", err)
+		return false, nil
+	}
+	return r.useCached(ctx, id, key, text)
+}
+
 // useCached continues the stage from an image the cache holds for key, made to carry
 // this build's history (adopt). ok is false when the image does not fit: the step runs.
 func (r *stageRun) useCached(ctx context.Context, id, key, text string) (ok bool, err error) {

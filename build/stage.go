@@ -26,8 +26,9 @@ type stageRun struct {
 	stage   *instructions.Stage
 	args    *argScope
 	config  storage.ImageConfig
-	imageID string // the image the next step starts from; "" for scratch
-	key     string // cache key of the state so far
+	imageID string       // the image the next step starts from; "" for scratch
+	lazy    *remoteEntry // imageID's --cache-from entry, until its layers are pulled
+	key     string       // cache key of the state so far
 	ctr     *storage.Container
 	pending []string     // instructions applied since the last commit, for the history
 	dirs    []pendingDir // WORKDIRs to create before the next step that touches files

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/forge-build/forge/commit"
+	"github.com/forge-build/forge/storage"
 )
 
 // quietLogger silences the per-commit notes of intermediate images.
@@ -22,11 +23,17 @@ func (r *stageRun) moveTo(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return r.moveToConfig(id, cfg, nil)
+}
+
+// moveToConfig is moveTo for an image whose configuration is known: one in the store
+// (lazy nil) or a --cache-from entry not pulled yet (see pullLazy).
+func (r *stageRun) moveToConfig(id string, cfg storage.ImageConfig, lazy *remoteEntry) error {
 	key, err := r.b.stateKey(cfg)
 	if err != nil {
 		return err
 	}
-	r.imageID, r.key, r.config = id, key, cfg
+	r.imageID, r.key, r.config, r.lazy = id, key, cfg, lazy
 	r.pending, r.dirs = nil, nil
 	if r.ctr != nil {
 		r.b.removeContainer(r.ctr)
@@ -35,9 +42,32 @@ func (r *stageRun) moveTo(ctx context.Context, id string) error {
 	return nil
 }
 
+// pullLazy pulls the --cache-from entry the stage went on from, if it has not been yet:
+// a step needs its files, or the stage is done. One pull fetches every layer the store
+// lacks, whatever the number of entries the stage went through. When it fails the
+// registry is dropped and the stage runs again (remoteRedo).
+func (r *stageRun) pullLazy(ctx context.Context) error {
+	if r.lazy == nil {
+		return nil
+	}
+	id, err := r.b.remote.pull(ctx, r.lazy)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.b.remote.fail(r.lazy.repo, "--cache-from", err)
+		return &remoteRedo{err: err}
+	}
+	r.imageID, r.lazy = id, nil
+	return nil
+}
+
 // ensureContainer makes (or brings up to date) the working container the next step runs
 // in: it carries the stage's configuration so far (USER, WORKDIR, ENV, SHELL).
 func (r *stageRun) ensureContainer(ctx context.Context) error {
+	if err := r.pullLazy(ctx); err != nil {
+		return err
+	}
 	if r.ctr == nil {
 		ctr, err := r.b.newContainer(ctx, r.imageID)
 		if err != nil {
@@ -144,21 +174,10 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
 	if len(r.pending) > 0 || len(r.dirs) > 0 || r.imageID == "" {
 		if !r.b.opts.NoLayers && !r.b.opts.NoCache {
-			id, err := r.b.store.CachedImage(r.key)
-			if err != nil {
+			if ok, err := r.cached(ctx, r.key, ""); err != nil {
 				return nil, err
-			}
-			if id != "" {
-				fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
-			} else if remote, ok := r.b.remote.lookup(ctx, r.key); ok {
-				id = remote
-			}
-			if id != "" {
-				if ok, err := r.useCached(ctx, id, r.key, ""); err != nil {
-					return nil, err
-				} else if ok {
-					return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
-				}
+			} else if ok {
+				return r.finished(ctx)
 			}
 		}
 		if err := r.ensureContainer(ctx); err != nil {
@@ -170,6 +189,14 @@ func (r *stageRun) result(ctx context.Context) (*stageResult, error) {
 		if err := r.commitStep(ctx); err != nil {
 			return nil, err
 		}
+	}
+	return r.finished(ctx)
+}
+
+// finished is the stage's result, with its layers in the store.
+func (r *stageRun) finished(ctx context.Context) (*stageResult, error) {
+	if err := r.pullLazy(ctx); err != nil {
+		return nil, err
 	}
 	return &stageResult{imageID: r.imageID, key: r.key, config: r.config}, nil
 }

@@ -100,19 +100,8 @@ func (r *stageRun) layerStep(ctx context.Context, text, extra string, do func(co
 	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.outputKey())
 	cacheOn := !r.b.opts.NoLayers
 	if cacheOn && !r.b.opts.NoCache {
-		id, err := r.b.store.CachedImage(key)
-		if err != nil {
+		if ok, err := r.cached(ctx, key, text); ok || err != nil {
 			return err
-		}
-		if id != "" {
-			fmt.Fprintf(r.b.out, "--> Using cache %s\n", id)
-		} else if remote, ok := r.b.remote.lookup(ctx, key); ok {
-			id = remote
-		}
-		if id != "" {
-			if ok, err := r.useCached(ctx, id, key, text); ok || err != nil {
-				return err
-			}
 		}
 	}
 	if err := r.ensureContainer(ctx); err != nil {

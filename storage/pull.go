@@ -113,7 +113,7 @@ func (s *Store) pullRegistry(ctx context.Context, sys *types.SystemContext, name
 			errs = append(errs, err)
 			continue
 		}
-		img, err := s.copyIn(ctx, sys, src, c.Value, o)
+		img, err := s.copyIn(ctx, sys, src, c.Value, "", o)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("pull %s: %w", c.Value, context.Cause(ctx))
@@ -139,19 +139,19 @@ func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src
 	if named != nil {
 		named = reference.TagNameOnly(named)
 	}
-	return s.copyIn(ctx, sys, src, named, o)
+	return s.copyIn(ctx, sys, src, named, "", o)
 }
 
 // copyIn copies src into the store under named (nil: no name, found by its ID), trying
-// again as o.Registry says when src is a registry.
-func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, o PullOptions) (*Image, error) {
+// again as o.Registry says when src is a registry. An unnamed image gets id, or when id
+// is "" its config digest, which costs one more resolution of src.
+func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, id string, o PullOptions) (*Image, error) {
 	if s.maxLayerSize > 0 {
 		src = limitedReference{ImageReference: src, limit: s.maxLayerSize}
 	}
 	var dest types.ImageReference
 	err := transfer(ctx, sys, o.Registry, src, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
-		id := ""
-		if named == nil {
+		if named == nil && id == "" {
 			var err error
 			if id, err = configID(ctx, sys, src); err != nil {
 				return err
