@@ -9,7 +9,6 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"go.podman.io/image/v5/manifest"
 	cstorage "go.podman.io/storage"
 
 	"github.com/forge-build/forge/storage"
@@ -117,26 +116,9 @@ func trim(cfg *storage.ImageConfig, s settings) {
 // create records the image in the store, named as given; names held by other images move
 // to it. reused is true when an identical image (same config digest) existed already.
 func (img *image) create(st cstorage.Store, names []string) (id string, reused bool, err error) {
-	configDigest := digest.FromBytes(img.config)
-	manifestDigest, err := manifest.Digest(img.manifest)
+	id, reused, err = storage.RecordImage(st, img.topLayer, img.created, img.config, img.manifest, nil)
 	if err != nil {
 		return "", false, err
-	}
-	id = configDigest.Encoded()
-	_, err = st.CreateImage(id, nil, img.topLayer, "", &cstorage.ImageOptions{
-		CreationDate: img.created,
-		Digest:       manifestDigest,
-		BigData: []cstorage.ImageBigDataOption{
-			{Key: configDigest.String(), Data: img.config, Digest: configDigest},
-			{Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + manifestDigest.String(), Data: img.manifest, Digest: manifestDigest},
-			{Key: cstorage.ImageDigestBigDataKey, Data: img.manifest, Digest: manifestDigest},
-		},
-	})
-	if errors.Is(err, cstorage.ErrDuplicateID) {
-		reused, err = true, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("create image: %w", err)
 	}
 	if len(names) == 0 {
 		return id, reused, nil

@@ -18,7 +18,7 @@ type putFunc func(ctx context.Context, st cstorage.Store, parent string, r io.Re
 
 // putPlain stores the tar as it is.
 func putPlain(ctx context.Context, st cstorage.Store, parent string, r io.Reader) (*cstorage.Layer, error) {
-	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, withContext(ctx, r))
+	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, storage.ContextReader(ctx, r))
 	if err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
@@ -95,7 +95,7 @@ func writeDiff(ctx context.Context, st cstorage.Store, from, to string, w io.Wri
 			retErr = fmt.Errorf("diff container layer: %w", err)
 		}
 	}()
-	if _, err := io.Copy(w, withContext(ctx, rc)); err != nil {
+	if _, err := io.Copy(w, storage.ContextReader(ctx, rc)); err != nil {
 		return fmt.Errorf("diff container layer: %w", err)
 	}
 	return nil
@@ -124,17 +124,3 @@ func squashLayer(ctx context.Context, s *storage.Store, c *storage.Container, pu
 	defer tr.Close()
 	return put(ctx, s.Storage(), "", tr)
 }
-
-// withContext returns a reader that stops a long copy once ctx is cancelled.
-func withContext(ctx context.Context, r io.Reader) io.Reader {
-	return readerFunc(func(p []byte) (int, error) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		return r.Read(p)
-	})
-}
-
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

@@ -1,22 +1,15 @@
 package commit
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 
-	digest "github.com/opencontainers/go-digest"
-	"github.com/vbatts/tar-split/tar/asm"
-	tsstorage "github.com/vbatts/tar-split/tar/storage"
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
 	"go.podman.io/storage/pkg/archive"
@@ -96,71 +89,18 @@ func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (lay
 // describeDiff reads the diff between two layers once and returns what storage records
 // for a layer with that content: digest and size of the uncompressed tar, the owners in
 // it, and the tar-split data (in an unlinked temporary file the caller must close).
-func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (out graphdriver.DriverWithDifferOutput, retErr error) {
-	ts, err := os.CreateTemp("", "forge-tarsplit-*")
-	if err != nil {
-		return out, fmt.Errorf("stage layer: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			ts.Close()
-		}
-	}()
-	if err := os.Remove(ts.Name()); err != nil {
-		return out, fmt.Errorf("stage layer: %w", err)
-	}
+func describeDiff(ctx context.Context, st cstorage.Store, from, to string) (graphdriver.DriverWithDifferOutput, error) {
 	rc, err := st.Diff(from, to, &cstorage.DiffOptions{Compression: new(archive.Uncompressed)})
 	if err != nil {
-		return out, fmt.Errorf("diff container layer: %w", err)
+		return graphdriver.DriverWithDifferOutput{}, fmt.Errorf("diff container layer: %w", err)
 	}
-	closed := false
-	defer func() { // the store's wrapper must be closed exactly once
-		if !closed {
-			rc.Close()
-		}
-	}()
-
-	buf := bufio.NewWriter(ts)
-	raw, packed, err := asm.NewInputTarStreamWithDone(withContext(ctx, rc), tsstorage.NewJSONPacker(buf), nil)
+	out, err := storage.DescribeTar(ctx, rc, 0, nil)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		out.TarSplit.Close()
+		err = cerr
+	}
 	if err != nil {
 		return out, fmt.Errorf("diff container layer: %w", err)
-	}
-	defer raw.Close() // ends the packer early on a failure
-	d := digest.Canonical.Digester()
-	n := &countWriter{}
-	body := io.TeeReader(raw, io.MultiWriter(d.Hash(), n))
-	uids, gids := map[uint32]bool{}, map[uint32]bool{}
-	tr := tar.NewReader(body)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return out, fmt.Errorf("diff container layer: %w", err)
-		}
-		uids[uint32(h.Uid)], gids[uint32(h.Gid)] = true, true
-	}
-	// The end-of-archive blocks and any padding after them belong to the digest too.
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		return out, fmt.Errorf("diff container layer: %w", err)
-	}
-	if err := <-packed; err != nil { // the tar-split data is complete only now
-		return out, fmt.Errorf("record tar-split data: %w", err)
-	}
-	closed = true
-	if err := rc.Close(); err != nil {
-		return out, fmt.Errorf("diff container layer: %w", err)
-	}
-	if err := buf.Flush(); err != nil {
-		return out, fmt.Errorf("stage layer: %w", err)
-	}
-	out = graphdriver.DriverWithDifferOutput{
-		Size:               n.n,
-		UncompressedDigest: d.Digest(),
-		UIDs:               slices.Sorted(maps.Keys(uids)),
-		GIDs:               slices.Sorted(maps.Keys(gids)),
-		TarSplit:           ts,
 	}
 	return out, nil
 }
@@ -177,13 +117,6 @@ func emptyDir(dir string) (bool, error) {
 		return true, nil
 	}
 	return len(names) == 0, err
-}
-
-type countWriter struct{ n int64 }
-
-func (w *countWriter) Write(p []byte) (int, error) {
-	w.n += int64(len(p))
-	return len(p), nil
 }
 
 // moveDiffer is the storage "differ" that fills a staging directory by renaming the

@@ -73,7 +73,7 @@ func restack(ctx context.Context, st cstorage.Store, imageID, parent string) (*c
 		return nil, err
 	}
 	defer diff.Close()
-	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, withContext(ctx, diff))
+	layer, _, err := st.PutLayer("", parent, nil, "", false, nil, storage.ContextReader(ctx, diff))
 	if err != nil {
 		return nil, fmt.Errorf("store linked layer: %w", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	cstorage "go.podman.io/storage"
+
+	"github.com/forge-build/forge/storage"
 )
 
 // A reproducible layer depends only on the files it holds, never on when or where it was
@@ -54,7 +56,7 @@ func spoolTar(ctx context.Context, r io.Reader) (*os.File, error) {
 	}
 	err = os.Remove(f.Name())
 	if err == nil {
-		_, err = io.Copy(f, withContext(ctx, r))
+		_, err = io.Copy(f, storage.ContextReader(ctx, r))
 	}
 	if err != nil {
 		f.Close()

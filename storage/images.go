@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.podman.io/image/v5/manifest"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	cstorage "go.podman.io/storage"
@@ -204,4 +206,42 @@ func (s *Store) Inspect(ctx context.Context, name string) (*ImageDetails, error)
 	d := s.describe(img)
 	return &ImageDetails{ID: d.ID, Names: d.Names, Digest: d.Digest, Created: d.Created, Size: d.Size,
 		Config: config, Manifest: raw, ManifestType: mediaType}, nil
+}
+
+// RecordImage records an image of the layers up to top (with config and manifest) in the
+// store, under its config digest, with the big-data keys image/v5 reads; list is the
+// manifest list the image was pulled through, or nil. reused is true when an image with
+// that config digest existed already.
+func RecordImage(st cstorage.Store, top string, created time.Time, config, manifestBlob, list []byte) (id string, reused bool, err error) {
+	configDigest := digest.FromBytes(config)
+	manifestDigest, err := manifest.Digest(manifestBlob)
+	if err != nil {
+		return "", false, err
+	}
+	id = configDigest.Encoded()
+	o := &cstorage.ImageOptions{
+		CreationDate: created,
+		Digest:       manifestDigest,
+		BigData: []cstorage.ImageBigDataOption{
+			{Key: configDigest.String(), Data: config, Digest: configDigest},
+			{Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + manifestDigest.String(), Data: manifestBlob, Digest: manifestDigest},
+			{Key: cstorage.ImageDigestBigDataKey, Data: manifestBlob, Digest: manifestDigest},
+		},
+	}
+	if list != nil {
+		listDigest, err := manifest.Digest(list)
+		if err != nil {
+			return "", false, err
+		}
+		o.BigData = append(o.BigData, cstorage.ImageBigDataOption{
+			Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + listDigest.String(), Data: list, Digest: listDigest})
+	}
+	_, err = st.CreateImage(id, nil, top, "", o)
+	if errors.Is(err, cstorage.ErrDuplicateID) {
+		return id, true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("create image: %w", err)
+	}
+	return id, false, nil
 }

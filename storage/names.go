@@ -69,7 +69,35 @@ func (s *Store) lookup(sys *types.SystemContext, name string) (*cstorage.Image, 
 			return img, nil
 		}
 	}
+	if img := s.byDigest(name); img != nil {
+		return img, nil
+	}
 	return nil, fmt.Errorf("%s: %w", name, ErrImageUnknown)
+}
+
+// byDigest finds the image a "repository@digest" name means: one of that repository
+// whose manifest, or the manifest list it was pulled through, has the digest.
+func (s *Store) byDigest(name string) *cstorage.Image {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil
+	}
+	d, ok := named.(reference.Digested)
+	if !ok {
+		return nil
+	}
+	images, err := s.store.ImagesByDigest(d.Digest())
+	if err != nil {
+		return nil
+	}
+	for i := range images {
+		for _, n := range images[i].Names {
+			if other, err := reference.ParseNormalizedNamed(n); err == nil && other.Name() == named.Name() {
+				return images[i]
+			}
+		}
+	}
+	return nil
 }
 
 // localCandidates lists the stored names a user's name can mean: the name with

@@ -146,11 +146,24 @@ func (s *Store) pullReference(ctx context.Context, sys *types.SystemContext, src
 // again as o.Registry says when src is a registry. An unnamed image gets id, or when id
 // is "" its config digest, which costs one more resolution of src.
 func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.ImageReference, named reference.Named, id string, o PullOptions) (*Image, error) {
+	plain := src
 	if s.maxLayerSize > 0 {
 		src = limitedReference{ImageReference: src, limit: s.maxLayerSize}
 	}
+	staged := src.Transport().Name() == docker.Transport.Name() && canStage(s.store)
 	var dest types.ImageReference
 	err := transfer(ctx, sys, o.Registry, src, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
+		if staged {
+			got, err := s.pullStaged(ctx, sys, stagedPull{src: plain, named: named, id: id, progress: o.Progress, seen: seen})
+			if err == nil {
+				dest, err = istorage.Transport.NewStoreReference(s.store, named, got)
+				return err
+			}
+			if !errors.Is(err, errNotStaged) {
+				return err
+			}
+			staged = false // the general copy below, from now on
+		}
 		if named == nil && id == "" {
 			var err error
 			if id, err = configID(ctx, sys, src); err != nil {

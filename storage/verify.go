@@ -27,7 +27,13 @@ func LayerExpansion(ctx context.Context, blob io.Reader, limit int64) (int64, er
 		return 0, fmt.Errorf("decompress layer: %w", err)
 	}
 	defer r.Close()
-	tr := tar.NewReader(r)
+	return scanTar(ctx, tar.NewReader(r), limit, nil)
+}
+
+// scanTar reads a tar to its last entry, calling visit (when not nil) for each header,
+// and returns how many bytes unpacking it writes; past limit (> 0) it stops with
+// ErrLayerTooLarge.
+func scanTar(ctx context.Context, tr *tar.Reader, limit int64, visit func(*tar.Header)) (int64, error) {
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -39,6 +45,9 @@ func LayerExpansion(ctx context.Context, blob io.Reader, limit int64) (int64, er
 		}
 		if err != nil {
 			return total, fmt.Errorf("read layer: %w", err)
+		}
+		if visit != nil {
+			visit(hdr)
 		}
 		total += tarBlock + max(hdr.Size, 0)
 		if limit > 0 && total > limit {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,8 +32,10 @@ import (
 )
 
 // Hostile images (issue 7, items 1-10). Each case is an OCI archive built in code
-// (tests/internal/evil) on top of the busybox fixture's layer and pulled with
-// `forge pull oci-archive:...`. A case passes when nothing was written outside the
+// (tests/internal/evil) on top of the busybox fixture's layer and pulled twice, into two
+// stores: with `forge pull oci-archive:...` (image/v5's copy, storage's extraction) and,
+// copied to the test registry by skopeo, with `forge pull REGISTRY/...` (forge's own
+// staged pull on overlay). A case passes when nothing was written outside the
 // store (an escapeGuard's sentinel files are untouched and no file with its marker
 // appears in $TMPDIR or $HOME), the pull either failed with one clear `forge: ` line or
 // gave an image whose files, seen from `forge run`, are where the case says, and the
@@ -52,6 +55,7 @@ func hostRel(p string) string { return strings.TrimPrefix(p, "/") }
 // hostile is one store and guard that hostile images are pulled into.
 type hostile struct {
 	s     *store
+	reg   *store // the store the registry route pulls into, set up as s is
 	g     *evil.Guard
 	base  []evil.Layer // the busybox fixture's layers
 	dir   string       // where the archives are written
@@ -67,11 +71,14 @@ func newHostile(t *testing.T, stores ...*store) *hostile {
 	if len(stores) == 0 {
 		stores = []*store{newStore(t)}
 	}
+	reg := newStore(t)
+	maps.Copy(reg.env, stores[0].env)
+	stores = append(stores, reg)
 	base, err := evil.LayersOf(filepath.Join(e2e.Fixtures, "busybox.tar"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &hostile{s: stores[0], g: newGuard(t, stores...), base: base, dir: t.TempDir()}
+	return &hostile{s: stores[0], reg: reg, g: newGuard(t, stores...), base: base, dir: t.TempDir()}
 }
 
 // newGuard makes a guard in $TMPDIR that scans $TMPDIR and $HOME, skipping the stores.
@@ -126,13 +133,31 @@ type layerCase struct {
 	inside func(h *hostile) string
 }
 
-// pullCase pulls the case's image, checks the guard and the store, and runs inside.
+// pullCase pulls the case's image by both routes, checks the guard and the store, and
+// runs inside.
 func (h *hostile) pullCase(t *testing.T, c layerCase) {
 	t.Helper()
-	before := summary(h.s.images(t))
-	r := h.s.run(t, "pull", "-q", "oci-archive:"+h.archive(t, c.image(h)))
+	archive := h.archive(t, c.image(h))
+	t.Run("oci-archive", func(t *testing.T) { h.pullRoute(t, h.s, "oci-archive:"+archive, c) })
+	ref := e2e.Registry + "/" + uniqueRepo("hostile") + ":1"
+	skopeo(t, "copy", "-q", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+ref)
+	t.Run("registry", func(t *testing.T) { h.pullRoute(t, h.reg, ref, c, "--tls-verify=false") })
+}
+
+// pullArchive pulls the case's image from its archive only: for images a registry
+// cannot hold (broken digests, foreign layers), which skopeo refuses to copy.
+func (h *hostile) pullArchive(t *testing.T, c layerCase) {
+	t.Helper()
+	h.pullRoute(t, h.s, "oci-archive:"+h.archive(t, c.image(h)), c)
+}
+
+// pullRoute pulls ref into s and checks the outcome as the case says.
+func (h *hostile) pullRoute(t *testing.T, s *store, ref string, c layerCase, flags ...string) {
+	t.Helper()
+	before := summary(s.images(t))
+	r := s.run(t, append(append([]string{"pull", "-q"}, flags...), ref)...)
 	h.check(t)
-	after := h.s.images(t) // the store is still usable
+	after := s.images(t) // the store is still usable
 	if r.code != 0 {
 		if c.pull == "ok" {
 			t.Fatalf("the pull must succeed (the input is odd, not harmful): %v", r)
@@ -152,10 +177,10 @@ func (h *hostile) pullCase(t *testing.T, c layerCase) {
 	if c.inside == nil {
 		return
 	}
-	ctr := h.s.workingContainer(t, "-q", id)
-	defer h.s.run(t, "rm", ctr)
+	ctr := s.workingContainer(t, "-q", id)
+	defer s.run(t, "rm", ctr)
 	script := c.inside(h)
-	got := h.s.run(t, "run", ctr, "--", "sh", "-c", "set -e\n"+script)
+	got := s.run(t, "run", ctr, "--", "sh", "-c", "set -e\n"+script)
 	if got.code != 0 {
 		t.Errorf("inside the image, the check failed:\n%s\n%v", script, got)
 	}
@@ -739,10 +764,11 @@ func TestHostileBombs(t *testing.T) {
 					return fmt.Sprintf(`test "$(stat -c %%s /sparse)" = %d && test "$(head -c 4 /sparse)" = data`, int64(apparent))
 				},
 			}
-			before := diskUsed(filepath.Dir(h.s.root))
+			used := func() int64 { return diskUsed(filepath.Dir(h.s.root)) + diskUsed(filepath.Dir(h.reg.root)) }
+			before := used()
 			h.pullCase(t, c)
-			if grown := diskUsed(filepath.Dir(h.s.root)) - before; grown > 64<<20 {
-				t.Errorf("a sparse file of a few KiB of archive took %d MiB in the store", grown>>20)
+			if grown := used() - before; grown > 2*64<<20 {
+				t.Errorf("a sparse file of a few KiB of archive took %d MiB in the two stores", grown>>20)
 			}
 		})
 	}
@@ -849,7 +875,7 @@ func TestHostileDigests(t *testing.T) {
 	}
 	for _, c := range cases {
 		c.pull, c.words = "fail", bad
-		t.Run(c.name, func(t *testing.T) { h.pullCase(t, c) })
+		t.Run(c.name, func(t *testing.T) { h.pullArchive(t, c) })
 	}
 	// index.json is part of the same untrusted archive, so a manifest stored under
 	// another digest proves nothing either way (the oci transports select images by tag
@@ -875,7 +901,7 @@ func TestHostileDigests(t *testing.T) {
 	// A size that lies is not refused (oci layouts are read to their end), but the
 	// content is still the one the digest names.
 	t.Run("layer size smaller than the blob", func(t *testing.T) {
-		h.pullCase(t, layerCase{image: withLayer(func(_ *hostile, l *evil.Layer) { l.Size = 10 }),
+		h.pullArchive(t, layerCase{image: withLayer(func(_ *hostile, l *evil.Layer) { l.Size = 10 }),
 			inside: func(*hostile) string { return "grep -q payload /payload" }})
 	})
 	// The archive's own tar: the oci-archive transport unpacks it to a temporary
@@ -989,7 +1015,7 @@ func TestHostileForeignURLs(t *testing.T) {
 		{name: "oci-archive, URL is file://", image: foreign("file", "file://"+h.g.Sentinel+"/secret", true, nil),
 			pull: "fail", words: []string{"no such file", "not found", "does not exist"}},
 	} {
-		t.Run(c.name, func(t *testing.T) { h.pullCase(t, c); srv.noCredentials(t) })
+		t.Run(c.name, func(t *testing.T) { h.pullArchive(t, c); srv.noCredentials(t) })
 	}
 
 	t.Run("registry with credentials", func(t *testing.T) {

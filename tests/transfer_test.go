@@ -1,7 +1,12 @@
 package tests
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +97,62 @@ func TestPushAgainUploadsNothing(t *testing.T) {
 		}
 	}
 	verifyImage(t, "docker://"+e2e.Registry+"/"+repo+":2", verifyOpts{})
+}
+
+// TestPullManifestList pulls a tag that names an image index of two platforms: forge
+// takes the entry for this machine's architecture, and records the index's digest with
+// the image, so a pull by the index's digest with --policy missing finds it without
+// asking the registry.
+func TestPullManifestList(t *testing.T) {
+	t.Parallel()
+	needE2E(t)
+	repo := uniqueRepo("index")
+	for tag, src := range map[string]string{"busybox": "library/busybox:latest", "debian": "library/debian:bookworm-slim"} {
+		skopeo(t, "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+			"docker://"+e2e.Registry+"/"+src, "docker://"+e2e.Registry+"/"+repo+":"+tag)
+	}
+	entry := func(tag, arch string) map[string]any {
+		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+e2e.Registry+"/"+repo+":"+tag)
+		var m struct {
+			MediaType string `json:"mediaType"`
+		}
+		decodeJSON(t, "skopeo inspect --raw", raw, &m)
+		return map[string]any{"mediaType": m.MediaType, "digest": digestOf(raw), "size": len(raw),
+			"platform": map[string]string{"os": "linux", "architecture": arch}}
+	}
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	const mediaType = "application/vnd.oci.image.index.v1+json"
+	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": mediaType,
+		"manifests": []any{entry("debian", other), entry("busybox", runtime.GOARCH)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registryRequest(t, http.MethodPut, "/v2/"+repo+"/manifests/multi", mediaType, index, http.StatusCreated)
+	want := wantFixture(t)
+
+	s := newStore(t)
+	id := s.pull(t, "--tls-verify=false", e2e.Registry+"/"+repo+":multi")
+	if "sha256:"+id != want.ConfigDigest {
+		t.Fatalf("pulled image %s, want busybox's %s (the %s entry of the index)", id, want.ConfigDigest, runtime.GOARCH)
+	}
+	ctr := s.workingContainer(t, "-q", id)
+	if r := s.run(t, "run", ctr, "--", "sh", "-c", "test -x /bin/busybox"); r.code != 0 {
+		t.Errorf("run in the pulled image: %v", r)
+	}
+	before := countRequests(registryRequests(t, e2e.RegistryLog), "/v2/"+repo+"/", "GET", "HEAD")
+	r := s.run(t, "pull", "--policy", "missing", "--tls-verify=false", e2e.Registry+"/"+repo+"@"+digestOf(index))
+	if r.code != 0 || onlyImageID(t, r) != id {
+		t.Fatalf("pull by the index's digest: %v, want image %s", r, id)
+	}
+	if n := countRequests(registryRequests(t, e2e.RegistryLog), "/v2/"+repo+"/", "GET", "HEAD") - before; n != 0 {
+		t.Errorf("the pull by the index's digest made %d requests; the store has the image", n)
+	}
+}
+
+// digestOf is the sha256 digest of data, as a registry names it.
+func digestOf[T string | []byte](data T) string {
+	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(data)))
 }
