@@ -102,11 +102,14 @@ func checkEntry(ri *storage.RemoteImage) error {
 // remoteEntry is a cache entry found in a --cache-from registry and not yet pulled.
 type remoteEntry struct {
 	*storage.RemoteImage
-	repo string // the --cache-from registry that has it
-	key  string // the step's cache key
+	repo string       // the --cache-from registry that has it
+	key  string       // the step's cache key
+	prev *remoteEntry // the entry the stage went on from before this one, if not pulled
 }
 
-// pull brings an entry found by lookup into the store and records it under its key.
+// pull brings an entry found by lookup into the store and records it under its key,
+// and so the entries the stage went through before it (their layers come with it): the
+// local cache then knows every step, as after a build that ran them.
 func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) {
 	id, err := c.store.PullRemote(ctx, e.RemoteImage)
 	if err == nil {
@@ -117,6 +120,15 @@ func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) 
 			return "", context.Cause(ctx)
 		}
 		return "", fmt.Errorf("pull %s: %w", e.Name, err)
+	}
+	for p := e.prev; p != nil; p = p.prev {
+		pid, err := c.store.RecordRemote(p.RemoteImage)
+		if err == nil {
+			err = c.store.SetCacheKey(pid, p.key)
+		}
+		if err != nil {
+			c.log.Debug("cache entry not recorded locally", "entry", p.Name, "err", err)
+		}
 	}
 	return id, nil
 }

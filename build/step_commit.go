@@ -33,6 +33,9 @@ func (r *stageRun) moveToConfig(id string, cfg storage.ImageConfig, lazy *remote
 	if err != nil {
 		return err
 	}
+	if lazy != nil {
+		lazy.prev = r.lazy
+	}
 	r.imageID, r.key, r.config, r.lazy = id, key, cfg, lazy
 	r.pending, r.dirs = nil, nil
 	if r.ctr != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
@@ -41,6 +42,8 @@ type RemoteImage struct {
 	Config ImageConfig
 	Layers int // how many layers its manifest lists
 	reg    RegistryOptions
+	// manifest and config are the blobs as the registry has them.
+	manifest, config []byte
 }
 
 // ErrNoRemoteImage says a registry has no image under a tag.
@@ -83,7 +86,7 @@ func (s *Store) FetchRemote(ctx context.Context, name string, r RegistryOptions)
 		return nil, err
 	}
 	ri := &RemoteImage{Name: named.Name() + "@" + dgst.String(), ID: img.ConfigInfo().Digest.Encoded(),
-		Layers: len(img.LayerInfos()), reg: r}
+		Layers: len(img.LayerInfos()), reg: r, manifest: blob, config: config}
 	if err := json.Unmarshal(config, &ri.Config); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", name, err)
 	}
@@ -116,4 +119,27 @@ func (s *Store) PullRemote(ctx context.Context, ri *RemoteImage) (string, error)
 		return "", err
 	}
 	return img.ID, nil
+}
+
+// RecordRemote records in the store, without a transfer, a registry image read by
+// FetchRemote whose layers the store holds (those of a later entry of the same build
+// were pulled), and returns its ID. It fails when a layer is missing.
+func (s *Store) RecordRemote(ri *RemoteImage) (string, error) {
+	if _, err := s.store.Image(ri.ID); err == nil {
+		return ri.ID, nil
+	}
+	parent := ""
+	for _, diffID := range ri.Config.RootFS.DiffIDs {
+		id := existingLayer(s.store, chainLayerID(parent, diffID), parent, diffID)
+		if id == "" {
+			return "", fmt.Errorf("%s: layer %s is not in the store", ri.Name, diffID)
+		}
+		parent = id
+	}
+	var created time.Time
+	if ri.Config.Created != nil {
+		created = *ri.Config.Created
+	}
+	id, _, err := RecordImage(s.store, parent, created, ri.config, ri.manifest, nil)
+	return id, err
 }

@@ -43,6 +43,12 @@ func TestBudRegistryCache(t *testing.T) {
 	if idB := lastLine(second.stdout); idB != idA {
 		t.Errorf("image %s from the cache registry, want the first build's %s", idB, idA)
 	}
+	// The entries the build went through were pulled as one image; the store's own
+	// cache knows each step all the same.
+	again := b.run(t, "bud", dir)
+	if again.code != 0 || strings.Contains(again.stdout, "42-ran") || strings.Count(again.stdout, "--> Using cache") != 3 {
+		t.Errorf("a rebuild in the same store without --cache-from did not take all 3 steps from the local cache: %v", again)
+	}
 
 	c := newStore(t)
 	third := c.run(t, "bud", "--tls-verify=false", "--cache-from", "127.0.0.1:1/nowhere", dir)
