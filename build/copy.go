@@ -14,7 +14,6 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"go.podman.io/storage/pkg/archive"
-	"go.podman.io/storage/pkg/chrootarchive"
 
 	"github.com/forge-build/forge/storage"
 )
@@ -240,7 +239,8 @@ func unwrapPathError(err error) error {
 }
 
 // copyItem writes one source into the container by streaming it as a tar archive that is
-// unpacked chrooted into the root filesystem, so no symlink in the image can lead out.
+// unpacked chrooted into the root filesystem (storage.UnpackInRoot), so no symlink in the
+// image can lead out.
 func (p copyPlan) copyItem(ctx context.Context, s source, dest string, destIsDir bool) error {
 	targetDir, name := dest, s.name
 	switch {
@@ -271,7 +271,7 @@ func (p copyPlan) copyItem(ctx context.Context, s source, dest string, destIsDir
 	}
 	defer stream.Close()
 	opts := &archive.TarOptions{NoLchown: false, IgnoreChownErrors: p.opts.IgnoreChownErrors, InUserNS: true}
-	if err := chrootarchive.UntarWithRoot(stream, hostDir, opts, p.rootfs); err != nil {
+	if err := storage.UnpackInRoot(stream, p.rootfs, hostDir, opts); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", s.host, dest, err)
 	}
 	return nil

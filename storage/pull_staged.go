@@ -6,17 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/image"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/pkg/compression"
+	compressiontypes "go.podman.io/image/v5/pkg/compression/types"
 	"go.podman.io/image/v5/types"
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
@@ -35,7 +38,7 @@ import (
 // layers at once; the store then takes the directories in order.
 
 // stagedParallel is how many layers download and unpack at once.
-const stagedParallel = 3
+const stagedParallel = 2
 
 // errNotStaged says an image or store needs the general copy instead.
 var errNotStaged = errors.New("not a case for the staged pull")
@@ -326,7 +329,7 @@ func (s *Store) stageLayer(ctx context.Context, is types.ImageSource, info types
 		seen.touch()
 		return n, err
 	}), verifier)
-	raw, _, err := compression.AutoDecompress(compressed)
+	raw, err := decompress(compressed)
 	if err != nil {
 		return nil, err
 	}
@@ -353,6 +356,22 @@ func (s *Store) stageLayer(ctx context.Context, is types.ImageSource, info types
 	return out, nil
 }
 
+// decompress undoes a layer's compression, which it detects. gzip, by far the most
+// common, is read by one goroutine with a small window: the unpacking runs on another
+// thread already, and a parallel reader's read-ahead blocks would be most of the pull's
+// memory.
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	algo, _, r, err := compression.DetectCompressionFormat(r)
+	if err != nil {
+		return nil, err
+	}
+	if algo.Name() == compressiontypes.GzipAlgorithmName {
+		return gzip.NewReader(r)
+	}
+	raw, _, err := compression.AutoDecompress(r)
+	return raw, err
+}
+
 // unpackDiffer is the storage "differ" that fills a staging directory from a tar stream
 // (see DescribeTar).
 type unpackDiffer struct {
@@ -363,20 +382,31 @@ type unpackDiffer struct {
 
 func (u *unpackDiffer) ApplyDiff(dest string, opts *archive.TarOptions, _ *graphdriver.DifferOptions) (graphdriver.DriverWithDifferOutput, error) {
 	return DescribeTar(u.ctx, u.r, u.limit, func(body io.Reader) error {
-		chunks := newChunkReader(body)
-		err := inRoot(dest, func() error { return archive.Unpack(chunks, "/", opts) })
-		if err == nil {
-			// To the end of the stream, so the read-ahead is done with body.
-			_, err = io.Copy(io.Discard, chunks)
-		}
-		if err != nil {
-			chunks.abandon()
-		}
-		return err
+		return UnpackInRoot(body, dest, dest, opts)
 	})
 }
 
 func (u *unpackDiffer) Close() error { return nil }
+
+// UnpackInRoot unpacks a tar stream into dir, a directory inside root, on a thread whose
+// root directory is root: what storage's chrootarchive does, without re-executing the
+// binary. It reads the stream to its end.
+func UnpackInRoot(stream io.Reader, root, dir string, opts *archive.TarOptions) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("unpack: %s is not inside %s", dir, root)
+	}
+	chunks := newChunkReader(stream)
+	err = inRoot(root, func() error { return archive.Unpack(chunks, filepath.Join("/", rel), opts) })
+	if err == nil {
+		// To the end of the stream, so the read-ahead is done with it.
+		_, err = io.Copy(io.Discard, chunks)
+	}
+	if err != nil {
+		chunks.abandon()
+	}
+	return err
+}
 
 // inRoot runs fn on a thread of its own whose root directory is dir, as storage's
 // re-executed unpacker is: a link in the layer resolves inside it. The thread is not
@@ -419,12 +449,12 @@ type chunk struct {
 	err error
 }
 
-const chunkSize = 1 << 20
+const chunkSize = 256 << 10
 
 var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 
 func newChunkReader(src io.Reader) *chunkReader {
-	c := &chunkReader{ch: make(chan chunk, 3), stop: make(chan struct{})}
+	c := &chunkReader{ch: make(chan chunk, 2), stop: make(chan struct{})}
 	go func() {
 		defer close(c.ch)
 		for {
