@@ -12,6 +12,7 @@ import (
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/shortnames"
+	"go.podman.io/image/v5/signature"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/transports"
 	"go.podman.io/image/v5/transports/alltransports"
@@ -221,7 +222,24 @@ type copyOptions struct {
 }
 
 // copyImage runs one image/v5 copy with forge's policy, progress and settings.
-func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, src types.ImageReference, o copyOptions) (retErr error) {
+func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, src types.ImageReference, o copyOptions) error {
+	return withPolicy(func(policy *signature.PolicyContext) error {
+		counter := newTransferCounter(o.progress, o.seen)
+		_, err := copy.Image(ctx, policy, dest, src, &copy.Options{
+			ReportWriter:          o.progress,
+			SourceCtx:             sys,
+			DestinationCtx:        sys,
+			ForceManifestMIMEType: o.manifestType,
+			Progress:              counter.events,
+			ProgressInterval:      progressInterval,
+		})
+		counter.finish(err == nil)
+		return err
+	})
+}
+
+// withPolicy runs fn with forge's signature policy.
+func withPolicy(fn func(*signature.PolicyContext) error) (retErr error) {
 	policy, err := policyContext()
 	if err != nil {
 		return err
@@ -231,15 +249,5 @@ func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, s
 			retErr = err
 		}
 	}()
-	counter := newTransferCounter(o.progress, o.seen)
-	_, err = copy.Image(ctx, policy, dest, src, &copy.Options{
-		ReportWriter:          o.progress,
-		SourceCtx:             sys,
-		DestinationCtx:        sys,
-		ForceManifestMIMEType: o.manifestType,
-		Progress:              counter.events,
-		ProgressInterval:      progressInterval,
-	})
-	counter.finish(err == nil)
-	return err
+	return fn(policy)
 }

@@ -20,6 +20,7 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/pkg/compression"
 	compressiontypes "go.podman.io/image/v5/pkg/compression/types"
+	"go.podman.io/image/v5/signature"
 	"go.podman.io/image/v5/types"
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
@@ -230,18 +231,11 @@ func cleanupStaged(st cstorage.Store, out *graphdriver.DriverWithDifferOutput) e
 
 // allowed applies the signature policy to the image is reads (the manifest list, when
 // there is one), as a copy does.
-func allowed(ctx context.Context, is types.ImageSource) (retErr error) {
-	policy, err := policyContext()
-	if err != nil {
+func allowed(ctx context.Context, is types.ImageSource) error {
+	return withPolicy(func(policy *signature.PolicyContext) error {
+		_, err := policy.IsRunningImageAllowed(ctx, image.UnparsedInstance(is, nil))
 		return err
-	}
-	defer func() {
-		if err := policy.Destroy(); err != nil && retErr == nil {
-			retErr = err
-		}
-	}()
-	_, err = policy.IsRunningImageAllowed(ctx, image.UnparsedInstance(is, nil))
-	return err
+	})
 }
 
 // canStage reports whether the store takes layers through staging directories: overlay
