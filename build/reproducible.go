@@ -118,6 +118,7 @@ func (r *stageRun) cached(ctx context.Context, key, text string) (ok bool, err e
 	if slices.Equal(got, want) {
 		return true, r.moveToConfig(e.ID, e.Config, e)
 	}
+	e.prev = r.lazy // their layers come with this pull too
 	if id, err = r.b.remote.pull(ctx, e); err != nil {
 		if ctx.Err() != nil {
 			return false, err

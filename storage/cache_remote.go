@@ -73,9 +73,12 @@ func (s *Store) FetchRemote(ctx context.Context, name string, r RegistryOptions)
 		return nil, err
 	}
 	defer img.Close()
-	blob, _, err := img.Manifest(ctx)
+	blob, mimeType, err := img.Manifest(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if manifest.MIMETypeIsMultiImage(mimeType) {
+		return nil, fmt.Errorf("%s: a manifest list, which no cache entry is", name)
 	}
 	dgst, err := manifest.Digest(blob)
 	if err != nil {

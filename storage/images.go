@@ -238,6 +238,19 @@ func RecordImage(st cstorage.Store, top string, created time.Time, config, manif
 	}
 	_, err = st.CreateImage(id, nil, top, "", o)
 	if errors.Is(err, cstorage.ErrDuplicateID) {
+		// The same image by another manifest (pushed again, or through a list): keep the
+		// new manifests too, so their digests find it.
+		img, err := st.Image(id)
+		if err != nil {
+			return "", false, err
+		}
+		for _, b := range o.BigData {
+			if !slices.Contains(img.BigDataNames, b.Key) {
+				if err := st.SetImageBigData(id, b.Key, b.Data, manifest.Digest); err != nil {
+					return "", false, fmt.Errorf("record %s of image %s: %w", b.Key, id, err)
+				}
+			}
+		}
 		return id, true, nil
 	}
 	if err != nil {

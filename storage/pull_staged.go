@@ -25,6 +25,8 @@ import (
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
 	"go.podman.io/storage/pkg/archive"
+	"go.podman.io/storage/pkg/chrootarchive"
+	"go.podman.io/storage/pkg/stringid"
 	"go.podman.io/storage/pkg/unshare"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -75,22 +77,23 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 			return "", fmt.Errorf("the manifest does not match its digest %s", d.Digest())
 		}
 	}
-	var list []byte // the manifest list the image was chosen from, if any
+	var list []byte             // the manifest list the image was chosen from, if any
+	var instance *digest.Digest // and the image's digest in it
 	if manifest.MIMETypeIsMultiImage(mimeType) {
 		l, err := manifest.ListFromBlob(blob, mimeType)
 		if err != nil {
 			return "", err
 		}
-		instance, err := l.ChooseInstance(sys)
+		chosen, err := l.ChooseInstance(sys)
 		if err != nil {
 			return "", err
 		}
-		list = blob
-		if blob, mimeType, err = is.GetManifest(ctx, &instance); err != nil {
+		list, instance = blob, &chosen
+		if blob, mimeType, err = is.GetManifest(ctx, instance); err != nil {
 			return "", err
 		}
-		if match, err := manifest.MatchesDigest(blob, instance); err != nil || !match {
-			return "", fmt.Errorf("the manifest does not match its digest %s", instance)
+		if match, err := manifest.MatchesDigest(blob, chosen); err != nil || !match {
+			return "", fmt.Errorf("the manifest does not match its digest %s", chosen)
 		}
 	}
 	if manifest.MIMETypeIsMultiImage(mimeType) || mimeType == manifest.DockerV2Schema1MediaType || mimeType == manifest.DockerV2Schema1SignedMediaType {
@@ -100,7 +103,7 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 	if err != nil {
 		return "", err
 	}
-	if err := allowed(ctx, is); err != nil {
+	if err := allowed(ctx, is, instance); err != nil {
 		return "", err
 	}
 	layers := m.LayerInfos()
@@ -108,6 +111,9 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 		if len(l.URLs) > 0 || l.EmptyLayer {
 			return "", errNotStaged
 		}
+	}
+	if m.ConfigInfo().Digest.Algorithm() != digest.SHA256 {
+		return "", errNotStaged // the store's image IDs are sha256 digests of the config
 	}
 	id := m.ConfigInfo().Digest.Encoded()
 	if p.id != "" && p.id != id {
@@ -173,22 +179,8 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 	if err := g.Wait(); err != nil {
 		return "", err
 	}
-	for i := have; i < len(layers); i++ {
-		parent := ""
-		if i > 0 {
-			parent = ids[i-1]
-		}
-		if _, err := st.ApplyStagedLayer(cstorage.ApplyStagedLayerOptions{
-			ID: ids[i], ParentLayer: parent, DiffOutput: staged[i],
-			LayerOptions: &cstorage.LayerOptions{
-				OriginalDigest: layers[i].Digest, OriginalSize: &layers[i].Size,
-				UncompressedDigest: cfg.RootFS.DiffIDs[i],
-			},
-		}); err != nil {
-			return "", fmt.Errorf("store layer %s: %w", layers[i].Digest, err)
-		}
-		staged[i].TarSplit.Close()
-		staged[i] = nil // the store has it now
+	if err := applyStaged(st, ids, have, staged, layers, cfg.RootFS.DiffIDs); err != nil {
+		return "", err
 	}
 	s.say(p.progress, "Copying config %s\n", m.ConfigInfo().Digest)
 	counter.events <- types.ProgressProperties{Event: types.ProgressEventDone, Offset: uint64(len(config))}
@@ -212,6 +204,51 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 	return id, nil
 }
 
+// applyMu makes the staged pulls of one process take their layers one at a time, so one
+// that finds a layer another has just stored uses it, rather than giving storage the same
+// layer ID again (which would replace the files of a layer that may be in use).
+var applyMu sync.Mutex
+
+// applyStaged gives the store the staged layers from have on, bottom up, and sets their
+// IDs in ids. A layer the store got meanwhile (another pull) is used instead of the
+// staged copy.
+func applyStaged(st cstorage.Store, ids []string, have int, staged []*graphdriver.DriverWithDifferOutput, layers []manifest.LayerInfo, diffIDs []digest.Digest) error {
+	applyMu.Lock()
+	defer applyMu.Unlock()
+	for i := have; i < len(layers); i++ {
+		parent := ""
+		if i > 0 {
+			parent = ids[i-1]
+		}
+		id := chainLayerID(parent, diffIDs[i])
+		if found := existingLayer(st, id, parent, diffIDs[i]); found != "" {
+			ids[i] = found
+			err := cleanupStaged(st, staged[i])
+			staged[i] = nil
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := st.Layer(id); err == nil {
+			id = stringid.GenerateRandomID() // the ID is taken by other content
+		}
+		if _, err := st.ApplyStagedLayer(cstorage.ApplyStagedLayerOptions{
+			ID: id, ParentLayer: parent, DiffOutput: staged[i],
+			LayerOptions: &cstorage.LayerOptions{
+				OriginalDigest: layers[i].Digest, OriginalSize: &layers[i].Size,
+				UncompressedDigest: diffIDs[i],
+			},
+		}); err != nil {
+			return fmt.Errorf("store layer %s: %w", layers[i].Digest, err)
+		}
+		ids[i] = id
+		staged[i].TarSplit.Close()
+		staged[i] = nil // the store has it now
+	}
+	return nil
+}
+
 func (s *Store) say(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, format, args...)
@@ -229,11 +266,11 @@ func cleanupStaged(st cstorage.Store, out *graphdriver.DriverWithDifferOutput) e
 	return st.CleanupStagedLayer(out)
 }
 
-// allowed applies the signature policy to the image is reads (the manifest list, when
-// there is one), as a copy does.
-func allowed(ctx context.Context, is types.ImageSource) error {
+// allowed applies the signature policy to the image is reads (instance, when it was
+// chosen from a manifest list), as a copy does.
+func allowed(ctx context.Context, is types.ImageSource, instance *digest.Digest) error {
 	return withPolicy(func(policy *signature.PolicyContext) error {
-		_, err := policy.IsRunningImageAllowed(ctx, image.UnparsedInstance(is, nil))
+		_, err := policy.IsRunningImageAllowed(ctx, image.UnparsedInstance(is, instance))
 		return err
 	})
 }
@@ -390,6 +427,11 @@ func UnpackInRoot(stream io.Reader, root, dir string, opts *archive.TarOptions) 
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return fmt.Errorf("unpack: %s is not inside %s", dir, root)
 	}
+	if !threadRootWorks() {
+		// A seccomp filter that refuses unshare (Docker's default, chroot isolation): the
+		// storage library's re-executed, chrooted helper.
+		return chrootarchive.UntarWithRoot(stream, dir, opts, root)
+	}
 	chunks := newChunkReader(stream)
 	err = inRoot(root, func() error { return archive.Unpack(chunks, filepath.Join("/", rel), opts) })
 	if err == nil {
@@ -402,12 +444,24 @@ func UnpackInRoot(stream io.Reader, root, dir string, opts *archive.TarOptions) 
 	return err
 }
 
+// threadRootWorks reports whether a thread can have a root directory of its own here:
+// unshare(CLONE_FS) is allowed. It is tried once, on a thread that then ends.
+var threadRootWorks = sync.OnceValue(func() bool {
+	ok := make(chan bool, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		ok <- unix.Unshare(unix.CLONE_FS) == nil
+	}()
+	return <-ok
+})
+
 // inRoot runs fn on a thread of its own whose root directory is dir, as storage's
 // re-executed unpacker is: a link in the layer resolves inside it. The thread is not
 // given back to the Go runtime (it ends with fn), and the runtime starts no thread from
 // a locked one, so nothing else ever runs with that root.
 func inRoot(dir string, fn func() error) error {
 	_ = unshare.IsRootless() // reads /proc, which the chroot does not have; cached after
+	_, _ = time.Now().Zone() // loads the time zone (a debug log's time) from the host's /etc
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
@@ -436,6 +490,7 @@ type chunkReader struct {
 	cur  chunk
 	off  int
 	stop chan struct{}
+	done chan struct{} // closed when the read-ahead has stopped reading the source
 }
 
 type chunk struct {
@@ -448,14 +503,17 @@ const chunkSize = 256 << 10
 var chunkPool = sync.Pool{New: func() any { return new([chunkSize]byte) }}
 
 func newChunkReader(src io.Reader) *chunkReader {
-	c := &chunkReader{ch: make(chan chunk, 2), stop: make(chan struct{})}
+	c := &chunkReader{ch: make(chan chunk, 2), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
+		defer close(c.done)
 		defer close(c.ch)
 		for {
 			b := chunkPool.Get().(*[chunkSize]byte)[:]
-			n, err := io.ReadFull(src, b)
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
+			n, err := 0, error(nil)
+			for n < len(b) && err == nil { // the source's own errors pass unchanged
+				var m int
+				m, err = src.Read(b[n:])
+				n += m
 			}
 			select {
 			case c.ch <- chunk{b: b[:n], err: err}:
@@ -489,6 +547,11 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// abandon stops the read-ahead after the chunk it is reading, which ends when the
-// source fails (the caller closes it) or has given a chunk.
-func (c *chunkReader) abandon() { close(c.stop) }
+// abandon stops the read-ahead and waits until it has stopped reading the source, which
+// the caller may then close: that is after the chunk it is reading, which ends when the
+// source has given a chunk, ends or fails (a network source fails when its context is
+// cancelled).
+func (c *chunkReader) abandon() {
+	close(c.stop)
+	<-c.done
+}

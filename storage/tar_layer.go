@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"slices"
 
 	digest "github.com/opencontainers/go-digest"
@@ -41,7 +42,13 @@ func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.R
 	if err != nil {
 		return out, err
 	}
-	defer raw.Close() // ends the packer early on a failure
+	packerDone := false
+	defer func() {
+		raw.Close() // ends the packer early on a failure
+		if !packerDone {
+			<-packed // it reads r: the caller may close r only once it has stopped
+		}
+	}()
 
 	d := digest.Canonical.Digester()
 	n := &CountWriter{}
@@ -79,6 +86,7 @@ func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.R
 			return out, owners.err
 		}
 	}
+	packerDone = true
 	if err := <-packed; err != nil { // the tar-split data is complete only now
 		return out, fmt.Errorf("record tar-split data: %w", err)
 	}
@@ -90,26 +98,41 @@ func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.R
 		UncompressedDigest: d.Digest(),
 		UIDs:               owners.uids,
 		GIDs:               owners.gids,
+		RootDirMode:        owners.rootMode,
 		TarSplit:           ts,
 	}, nil
 }
 
 type tarOwners struct {
 	uids, gids []uint32
+	rootMode   *os.FileMode // the mode of the layer's own root entry ("./"), if it has one
 	err        error
 }
+
+// maxTrailing is how much may follow a tar's end-of-archive blocks: tar pads its output
+// to a record (10 KiB by default). More is refused, not stored: the tar-split data keeps
+// every byte of it.
+const maxTrailing = 1 << 20
 
 // scanOwners reads a tar to the end of r for the owners of its entries, failing past
 // limit (> 0) as LayerExpansion does.
 func scanOwners(ctx context.Context, r io.Reader, limit int64) tarOwners {
 	uids, gids := map[uint32]bool{}, map[uint32]bool{}
+	var rootMode *os.FileMode
 	_, err := scanTar(ctx, tar.NewReader(r), limit, func(h *tar.Header) {
 		uids[uint32(h.Uid)], gids[uint32(h.Gid)] = true, true
+		if h.Typeflag == tar.TypeDir && path.Clean("/"+h.Name) == "/" {
+			m := h.FileInfo().Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+			rootMode = &m
+		}
 	})
-	if err == nil {
-		_, err = io.Copy(io.Discard, r) // the end-of-archive blocks and any padding
+	if err == nil { // the end-of-archive blocks and any padding
+		var n int64
+		if n, err = io.Copy(io.Discard, io.LimitReader(r, maxTrailing+1)); err == nil && n > maxTrailing {
+			err = fmt.Errorf("more than %s of data after the end of the archive", humanSize(maxTrailing))
+		}
 	}
-	return tarOwners{uids: slices.Sorted(maps.Keys(uids)), gids: slices.Sorted(maps.Keys(gids)), err: err}
+	return tarOwners{uids: slices.Sorted(maps.Keys(uids)), gids: slices.Sorted(maps.Keys(gids)), rootMode: rootMode, err: err}
 }
 
 // ContextReader returns a reader that stops a long copy once ctx is cancelled.
