@@ -138,11 +138,13 @@ func (r *ignoreRules) mayReinclude(dir string) bool {
 
 // mayMatchBelow reports whether one of the patterns can match a path below dir (a clean
 // slash path): it has more segments than dir and its leading ones match dir's, or it
-// holds `**`.
+// holds `**`, or characters the matcher passes on into its regular expression with a
+// meaning of their own there (`|`, `(`, `+`, a backslash before a letter, ...), which
+// the segment-wise test below cannot follow: such a directory is walked.
 func mayMatchBelow(patterns []string, dir string) bool {
 	dirParts := strings.Split(dir, "/")
 	for _, pat := range patterns {
-		if strings.Contains(pat, "**") {
+		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `|()+{}^\`) {
 			return true
 		}
 		parts := strings.Split(pat, "/")
