@@ -16,6 +16,7 @@ import (
 	"github.com/vbatts/tar-split/tar/asm"
 	tsstorage "github.com/vbatts/tar-split/tar/storage"
 	graphdriver "go.podman.io/storage/drivers"
+	"golang.org/x/sys/unix"
 )
 
 // DescribeTar reads a layer's uncompressed tar stream once and returns what the store
@@ -25,7 +26,7 @@ import (
 // it is read (to write the files somewhere); a layer that unpacks past limit (> 0) fails
 // with ErrLayerTooLarge before unpack sees the part that passes it.
 func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.Reader) error) (out graphdriver.DriverWithDifferOutput, retErr error) {
-	ts, err := os.CreateTemp("", "forge-tarsplit-*")
+	ts, err := unlinkedTemp()
 	if err != nil {
 		return out, fmt.Errorf("stage layer: %w", err)
 	}
@@ -34,9 +35,6 @@ func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.R
 			ts.Close()
 		}
 	}()
-	if err := os.Remove(ts.Name()); err != nil {
-		return out, fmt.Errorf("stage layer: %w", err)
-	}
 	buf := bufio.NewWriter(ts)
 	raw, packed, err := asm.NewInputTarStreamWithDone(ContextReader(ctx, r), tsstorage.NewJSONPacker(buf), nil)
 	if err != nil {
@@ -101,6 +99,25 @@ func DescribeTar(ctx context.Context, r io.Reader, limit int64, unpack func(io.R
 		RootDirMode:        owners.rootMode,
 		TarSplit:           ts,
 	}, nil
+}
+
+// unlinkedTemp opens a temporary file that has no name: O_TMPFILE where the file system
+// has it (one operation instead of a create and an unlink), else a created file removed
+// at once.
+func unlinkedTemp() (*os.File, error) {
+	dir := os.TempDir()
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600); err == nil {
+		return os.NewFile(uintptr(fd), dir+"/(tar-split)"), nil
+	}
+	f, err := os.CreateTemp(dir, "forge-tarsplit-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 type tarOwners struct {
