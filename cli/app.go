@@ -28,7 +28,6 @@ func App() *ucli.App {
 		Name:                   "forge",
 		Usage:                  "build and move container images without a daemon and without root",
 		Version:                Version,
-		HideVersion:            true,
 		Flags:                  append(globalFlags(), maxLayerSizeFlag()),
 		UseShortOptionHandling: true,
 		// "-e A=1,2" is one value, as in Buildah and Docker.
@@ -47,6 +46,9 @@ func App() *ucli.App {
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = usageError
 	}
+	// `forge --version`, as `buildah --version`; no -v, which commands use for volumes.
+	ucli.VersionFlag = &ucli.BoolFlag{Name: "version", Usage: "print the version and exit"}
+	ucli.VersionPrinter = func(c *ucli.Context) { fmt.Fprintf(c.App.Writer, "forge version %s\n", c.App.Version) }
 	return app
 }
 
@@ -54,7 +56,7 @@ func App() *ucli.App {
 // which scripts capture.
 func usageError(c *ucli.Context, err error, _ bool) error {
 	name := "forge"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name { // not the app itself
 		name += " " + c.Command.Name
 	}
 	return fmt.Errorf("%s: %w (see '%s --help')", name, err, name)
