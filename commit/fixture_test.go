@@ -75,28 +75,18 @@ type tarEntry struct {
 // layerTar writes entries as an uncompressed tar.
 func layerTar(t *testing.T, entries []tarEntry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	mtime := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	raw := make([]rawEntry, 0, len(entries))
 	for _, e := range entries {
 		// Owned by the caller, so that an unprivileged test can unpack it without a
 		// user namespace.
-		h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(e.body)), ModTime: mtime,
-			Uid: os.Getuid(), Gid: os.Getgid()}
+		h := tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, ModTime: mtime, Uid: os.Getuid(), Gid: os.Getgid()}
 		if e.dir {
-			h.Mode, h.Typeflag, h.Size = 0o755, tar.TypeDir, 0
+			h.Mode, h.Typeflag = 0o755, tar.TypeDir
 		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, e.body); err != nil {
-			t.Fatal(err)
-		}
+		raw = append(raw, rawEntry{hdr: h, body: e.body})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return writeRaw(t, raw)
 }
 
 func gzipBytes(t *testing.T, b []byte) []byte {

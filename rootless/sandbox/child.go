@@ -26,12 +26,16 @@ type report struct {
 
 // childMain is the "forge-sandbox" reexec entry point: PID 1 of the sandbox's PID
 // namespace. It returns only by exec'ing the command or by exiting.
-func childMain() {
+func childMain() { entry(child) }
+
+// entry runs a re-exec entry point's body, which returns only on failure, and reports
+// that failure to the parent on the status descriptor before exiting.
+func entry(body func() report) {
 	// Capabilities and the bounding set are per thread: do all of it on this one, the
 	// thread that execs.
 	runtime.LockOSThread()
 	status := os.NewFile(statusFD, "status")
-	rep := child()
+	rep := body()
 	_ = json.NewEncoder(status).Encode(rep)
 	code := rep.Status
 	if code == 0 {

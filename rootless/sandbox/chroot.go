@@ -2,13 +2,11 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -120,17 +118,7 @@ func processesIn(root string) []int {
 
 // chrootMain is the "forge-chroot" reexec entry point. It returns only by exec'ing the
 // command or by exiting.
-func chrootMain() {
-	runtime.LockOSThread()
-	status := os.NewFile(statusFD, "status")
-	rep := chrootChild()
-	_ = json.NewEncoder(status).Encode(rep)
-	code := rep.Status
-	if code == 0 {
-		code = 1
-	}
-	os.Exit(code)
-}
+func chrootMain() { entry(chrootChild) }
 
 // chrootChild enters the root filesystem and execs the command; it returns only on
 // failure.
