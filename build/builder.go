@@ -195,7 +195,7 @@ func (b *builder) newContainer(ctx context.Context, image string) (*storage.Cont
 	if image == "" {
 		image = "scratch"
 	}
-	return b.store.From(ctx, image, storage.FromOptions{Name: "forge-build-" + randomSuffix(), Pull: storage.PullNever})
+	return b.store.From(ctx, image, storage.FromOptions{Name: "forge-build-" + randomSuffix(), Pull: storage.PullNever, Throwaway: true})
 }
 
 func (b *builder) removeContainer(c *storage.Container) {

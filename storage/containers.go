@@ -48,6 +48,11 @@ type FromOptions struct {
 	Pull     PullPolicy
 	Registry RegistryOptions
 	Progress io.Writer
+	// Throwaway marks a build step's container, which never outlives the build: the store
+	// records it and its layer without fsync and mounts its overlay volatile (syncs in
+	// the container are not forced to disk). A crash of the machine may lose such a
+	// container's records; an image committed from it is stored as any other.
+	Throwaway bool
 }
 
 // From makes a working container from image ("scratch" for an empty one).
@@ -76,7 +81,8 @@ func (s *Store) From(ctx context.Context, image string, o FromOptions) (*Contain
 		return nil, err
 	}
 	made, err := s.store.CreateContainer("", []string{name}, c.FromImageID, "", "", &cstorage.ContainerOptions{
-		BigData: []cstorage.ContainerBigDataOption{{Key: stateKey, Data: state}},
+		BigData:  []cstorage.ContainerBigDataOption{{Key: stateKey, Data: state}},
+		Volatile: o.Throwaway,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", name, err)

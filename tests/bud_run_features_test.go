@@ -451,3 +451,24 @@ func TestBudRunRefused(t *testing.T) {
 		}
 	}
 }
+
+// A build step's container never outlives the build, so its overlay is mounted volatile:
+// the syncs of a RUN step (dpkg makes one per file) return at once. A working container
+// of `forge from` outlives the command and keeps ordinary mounts.
+func TestBudStepVolatile(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	s.pull(t, "-q", "busybox")
+	rootMount := `grep -E '^[^ ]+ [^ ]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo`
+	ctx := budContext(t, "FROM busybox\nRUN "+rootMount+" > /root-mount\n", nil)
+	id, r := s.budOK(t, "", "--pull", "never", ctx)
+	line := exportBuilt(t, s, id, r, false).file(t, "root-mount")
+	if !strings.Contains(line, " overlay ") || !strings.Contains(line, "volatile") {
+		t.Errorf("a RUN step's root: %q, want an overlay mounted volatile", line)
+	}
+	ctr := strings.TrimSpace(s.must(t, "from", "--pull", "never", "busybox"))
+	line = s.must(t, "run", ctr, "--", "sh", "-c", rootMount)
+	if !strings.Contains(line, " overlay ") || strings.Contains(line, "volatile") {
+		t.Errorf("a working container's root: %q, want an overlay mounted without volatile", line)
+	}
+}
