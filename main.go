@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -19,15 +21,23 @@ import (
 	"github.com/forge-build/forge/rootless"
 )
 
-// gcPercent is forge's GOGC: a build allocates in bursts (the store's compressors and
-// tar streams, a few MB a step) around a small live heap, and with Go's default of 100
-// those bursts set the peak resident size. Collecting at 50% growth keeps a 20-step build
-// at about 34 MB instead of 50 for a few milliseconds of CPU. GOGC set by the user wins.
-const gcPercent = 50
+// gcPercent is forge's GOGC once its heap holds more than gcLiveFloor bytes: a build
+// allocates in bursts (the store's compressors and tar streams, a few MB a step) around a
+// small live heap, and with Go's default of 100 those bursts set the peak resident size.
+// Collecting at 50% growth keeps a 20-step build at about 34 MB instead of 50 for a few
+// milliseconds of CPU. Below the floor forge keeps Go's default, whose smallest heap goal
+// is 4 MB: set from the start, 50% halves that to 2 MB, which the packages' initialisation
+// alone fills, and a cached build or a listing (and the process that only waits for its
+// child in the user namespace) paid for two or three collections that freed nothing worth
+// having. GOGC set by the user wins.
+const (
+	gcPercent   = 50
+	gcLiveFloor = 4 << 20
+)
 
 func main() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
+		lowerGCPercentPast(gcLiveFloor, gcPercent)
 	}
 	if reexec.Init() {
 		return
@@ -36,6 +46,26 @@ func main() {
 	err := cli.App().RunContext(ctx, os.Args)
 	stop()
 	os.Exit(exitCode(err, context.Cause(ctx)))
+}
+
+// lowerGCPercentPast sets the GC percent to percent after the first collection that
+// leaves more than floor bytes of live heap. It watches through a finalizer: an object
+// that nothing references is finalized by the next collection, and each finalizer run
+// allocates the next such object, so the check runs once after every collection.
+func lowerGCPercentPast(floor uint64, percent int) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var arm func()
+	arm = func() {
+		runtime.SetFinalizer(new([16]byte), func(*[16]byte) {
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > floor {
+				debug.SetGCPercent(percent)
+				return
+			}
+			arm()
+		})
+	}
+	arm()
 }
 
 // signalError is the cause of the root context's cancellation when a signal arrived.

@@ -2,8 +2,12 @@ package main
 
 import (
 	"errors"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forge-build/forge/rootless"
 )
@@ -41,4 +45,35 @@ func TestExitCodeAfterSignal(t *testing.T) {
 			t.Errorf("exitCode(%v, %v) = %d, want %d", c.err, c.cause, got, c.want)
 		}
 	}
+}
+
+// The GC percent stays Go's default while the live heap is small, and drops once a
+// collection finds more than the floor live.
+func TestLowerGCPercentPast(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	gogc := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	// settle runs collections (finalizers run after them, on their own goroutine) until
+	// the percent is want or a second has passed, and returns the last percent seen.
+	settle := func(want uint64) uint64 {
+		for end := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+			runtime.GC()
+			if got := gogc(); got == want || time.Now().After(end) {
+				return got
+			}
+		}
+	}
+	const floor = 64 << 20
+	lowerGCPercentPast(floor, 37)
+	if got := settle(37); got != 100 {
+		t.Fatalf("with a small live heap the GC percent became %d, want 100", got)
+	}
+	live := make([]byte, floor+8<<20)
+	if got := settle(37); got != 37 {
+		t.Errorf("with %d MB live the GC percent is %d, want 37", len(live)>>20, got)
+	}
+	runtime.KeepAlive(live)
 }
