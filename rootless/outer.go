@@ -111,11 +111,11 @@ func startFull(ctx context.Context, cmd *exec.Cmd, p plan) error {
 	if err != nil {
 		return startErr(err)
 	}
+	// The two maps are independent files of the child: write them at once.
 	pid := cmd.Process.Pid
-	err = runIDMapHelper(ctx, p.newuidmap, pid, p.caller.uid, p.uidRange)
-	if err == nil {
-		err = runIDMapHelper(ctx, p.newgidmap, pid, p.caller.gid, p.gidRange)
-	}
+	gidErr := make(chan error, 1)
+	go func() { gidErr <- runIDMapHelper(ctx, p.newgidmap, pid, p.caller.gid, p.gidRange) }()
+	err = errors.Join(runIDMapHelper(ctx, p.newuidmap, pid, p.caller.uid, p.uidRange), <-gidErr)
 	if err == nil {
 		if _, err = w.Write([]byte("1\n")); err != nil { // a line, for the shell's read
 			err = fmt.Errorf("release the child in the user namespace: %w", err)
