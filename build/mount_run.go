@@ -184,11 +184,7 @@ func (r *stageRun) cacheMount(ctx context.Context, m plannedMount, set *mountSet
 	if from := m.fromKey(); from != "" {
 		key += "\x00from\x00" + from + "\x00" + m.source
 	}
-	dir, err := r.b.cacheMountDir()
-	if err != nil {
-		return err
-	}
-	dirs := cacheDirs{dir: dir, log: r.b.log}
+	dirs := cacheDirs{dir: r.b.cacheMountDir(), log: r.b.log}
 	cache, release, err := dirs.acquire(ctx, cacheRequest{key: key, sharing: m.sharing, create: func(tmp string) error {
 		return r.newCache(ctx, tmp, m)
 	}})
@@ -331,13 +327,9 @@ func copyTree(src, dst string, ignoreChownErrors bool) (string, error) {
 
 // cacheMountDir is where this build keeps cache mounts: Options.CacheMountDir, or the
 // store's.
-func (b *builder) cacheMountDir() (string, error) {
+func (b *builder) cacheMountDir() string {
 	if b.opts.CacheMountDir != "" {
-		return b.opts.CacheMountDir, nil
+		return b.opts.CacheMountDir
 	}
-	info, err := b.store.Info()
-	if err != nil {
-		return "", err
-	}
-	return CacheMountDir(info.GraphRoot), nil
+	return CacheMountDir(b.store.GraphRoot())
 }

@@ -61,13 +61,9 @@ func budAction(c *ucli.Context) error {
 		if err != nil {
 			return err
 		}
-		info, err := s.Info()
-		if err != nil {
-			return err
-		}
 		o.IgnoreChownErrors = id.Mode == rootless.ModeSingle
 		o.Isolation = isolationOf(c).Isolation
-		o.DigestCachePath = filepath.Join(info.GraphRoot, "forge-context-digests.json")
+		o.DigestCachePath = filepath.Join(s.GraphRoot(), "forge-context-digests.json")
 		log, _ := logger(c)
 		o.Logger = log
 		image, err := build.Build(ctx, s, o)

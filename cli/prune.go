@@ -26,11 +26,7 @@ func pruneCommand() *ucli.Command {
 				return errors.New("forge prune: say what to prune: --cache (the RUN --mount=type=cache directories)")
 			}
 			return withStore(c, func(ctx context.Context, s *storage.Store) error {
-				info, err := s.Info()
-				if err != nil {
-					return err
-				}
-				removed, busy, err := build.PruneCacheMounts(build.CacheMountDir(info.GraphRoot))
+				removed, busy, err := build.PruneCacheMounts(build.CacheMountDir(s.GraphRoot()))
 				for _, b := range busy {
 					fmt.Fprintf(c.App.ErrWriter, "forge: cache mount %.12s is in use by a build: left alone\n", b)
 				}

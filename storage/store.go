@@ -249,6 +249,9 @@ func (s *Store) Close() error {
 	return err
 }
 
+// GraphRoot is the directory the store keeps images and layers in.
+func (s *Store) GraphRoot() string { return s.store.GraphRoot() }
+
 // Storage exposes the underlying store to the packages that build on it (commit, build).
 func (s *Store) Storage() cstorage.Store { return s.store }
 
