@@ -216,8 +216,10 @@ func (b *builder) mountImage(id string) (string, error) {
 	return dir, nil
 }
 
-// close unmounts what the build mounted; it runs once every stage has ended.
+// close unmounts what the build mounted and stops the cache's reads ahead; it runs once
+// every stage has ended.
 func (b *builder) close() {
+	b.remote.close()
 	if b.jobs == nil {
 		return
 	}

@@ -28,7 +28,36 @@ type remoteCache struct {
 	out    io.Writer
 	mu     sync.Mutex
 	broken map[string]bool
+	// pushed are the entries --cache-to pushed, per stage, in build order: linked when
+	// the build ends (see link).
+	pushed map[int][]storage.CacheLink
+	// chains are the entries the --cache-from registries' entries listed as following
+	// them, by registry, read ahead in the background.
+	chains map[string]*cacheChain
+	slots  chan struct{} // one per read ahead running
+	fetch  sync.WaitGroup
+	// fetchCtx is the reads' context, which close cancels; nil until one starts.
+	fetchCtx context.Context
+	cancel   context.CancelFunc
+	closed   bool // close ran: no more reads start
 }
+
+// cacheChain is what one --cache-from registry's entries listed: the following entries
+// by key, each read ahead over one connection.
+type cacheChain struct {
+	repo    *storage.RemoteRepo
+	entries map[string]*chainEntry
+}
+
+// chainEntry is one listed entry; done closes when it has been read (ri) or not (err).
+type chainEntry struct {
+	done chan struct{}
+	ri   *storage.RemoteImage
+	err  error
+}
+
+// readAhead is how many listed entries are read at once.
+const readAhead = 4
 
 func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer) *remoteCache {
 	if o.CacheTo == "" && len(o.CacheFrom) == 0 {
@@ -43,18 +72,23 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 	reg := o.Registry
 	reg.Retry = 0
 	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
-		log: log, out: out, broken: map[string]bool{}}
+		log: log, out: out, broken: map[string]bool{}, pushed: map[int][]storage.CacheLink{},
+		chains: map[string]*cacheChain{}, slots: make(chan struct{}, readAhead)}
 }
 
 // cacheName is the registry name of a cache entry: the key's hex digest is the tag.
 func cacheName(repo, key string) string {
-	return strings.TrimPrefix(repo, "docker://") + ":" + strings.TrimPrefix(key, "sha256:")
+	return strings.TrimPrefix(repo, "docker://") + ":" + cacheTag(key)
 }
+
+// cacheTag is the tag of key's entries.
+func cacheTag(key string) string { return strings.TrimPrefix(key, "sha256:") }
 
 // lookup finds the entry for key in the first --cache-from registry that has it. Only
 // its manifest and configuration are read: the build goes on from there (the next key
 // chains on the configuration), and the layers are pulled once, by pull, for the image
-// a step or the stage's result needs.
+// a step or the stage's result needs. An entry that an earlier one listed as following
+// it is read by digest, ahead of time (see follow); others by their key.
 func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, bool) {
 	if c == nil {
 		return nil, false
@@ -63,7 +97,10 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 		if c.isBroken(repo) {
 			continue
 		}
-		ri, err := c.store.FetchRemote(ctx, cacheName(repo, key), c.reg)
+		ri, err := c.listed(ctx, repo, key)
+		if ri == nil && err == nil {
+			ri, err = c.store.FetchRemote(ctx, cacheName(repo, key), c.reg)
+		}
 		if err != nil {
 			if !errors.Is(err, storage.ErrNoRemoteImage) {
 				c.fail(repo, "--cache-from", err)
@@ -74,6 +111,7 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 			c.fail(repo, "--cache-from", fmt.Errorf("%s: %w", ri.Name, err))
 			continue
 		}
+		c.follow(ctx, repo, ri)
 		if c.ttl > 0 && (ri.Config.Created == nil || time.Since(*ri.Config.Created) > c.ttl) {
 			continue
 		}
@@ -81,6 +119,79 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 		return &remoteEntry{RemoteImage: ri, repo: repo, key: key}, true
 	}
 	return nil, false
+}
+
+// listed returns the entry for key that an entry of repo listed, once read; nil and no
+// error when none listed it, or reading it failed (the key is then looked up itself).
+func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.RemoteImage, error) {
+	c.mu.Lock()
+	var e *chainEntry
+	if ch := c.chains[repo]; ch != nil {
+		e = ch.entries[cacheTag(key)]
+	}
+	c.mu.Unlock()
+	if e == nil {
+		return nil, nil
+	}
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if e.err != nil {
+		c.log.Debug("listed cache entry not read", "key", key, "err", e.err)
+		return nil, nil
+	}
+	return e.ri, nil
+}
+
+// follow starts reading the entries ri lists as following it, over one connection to
+// repo, so that the steps after this one find theirs without a lookup each.
+func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.RemoteImage) {
+	if len(ri.Next) == 0 {
+		return
+	}
+	c.mu.Lock()
+	ch, closed := c.chains[repo], c.closed
+	c.mu.Unlock()
+	if ch == nil && !closed {
+		r, err := c.store.OpenRemoteRepo(ctx, ri) // not under the lock: it waits on the registry
+		if err != nil {
+			c.log.Debug("cache entries not read ahead", "repo", repo, "err", err)
+			return
+		}
+		c.mu.Lock()
+		if ch = c.chains[repo]; ch == nil && !c.closed {
+			ch = &cacheChain{repo: r, entries: map[string]*chainEntry{}}
+			c.chains[repo] = ch
+		} else {
+			defer r.Close() // another stage opened one first, or the build is over
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch == nil || c.closed {
+		return
+	}
+	if c.fetchCtx == nil {
+		// The build's own cancellation reaches the reads through close.
+		c.fetchCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	}
+	fetchCtx := c.fetchCtx
+	for _, l := range ri.Next {
+		if _, known := ch.entries[l.Key]; known {
+			continue
+		}
+		e := &chainEntry{done: make(chan struct{})}
+		ch.entries[l.Key] = e
+		c.fetch.Go(func() {
+			defer close(e.done)
+			c.slots <- struct{}{}
+			defer func() { <-c.slots }()
+			e.ri, e.err = ch.repo.Fetch(fetchCtx, l.Digest)
+		})
+	}
 }
 
 // checkEntry refuses an entry forge cannot have written: every image a build commits has
@@ -133,13 +244,51 @@ func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) 
 	return id, nil
 }
 
-// record pushes a step's image to the --cache-to registry.
-func (c *remoteCache) record(ctx context.Context, id, key string) {
+// record pushes a step's image of stage to the --cache-to registry.
+func (c *remoteCache) record(ctx context.Context, stage int, id, key string) {
 	if c == nil || c.to == "" || c.isBroken(c.to) {
 		return
 	}
-	if _, err := c.store.Push(ctx, id, "docker://"+cacheName(c.to, key), storage.PushOptions{Registry: c.reg}); err != nil {
+	d, err := c.store.Push(ctx, id, "docker://"+cacheName(c.to, key), storage.PushOptions{Registry: c.reg})
+	if err != nil {
 		c.fail(c.to, "--cache-to", err)
+		return
+	}
+	if d != "" {
+		c.mu.Lock()
+		c.pushed[stage] = append(c.pushed[stage], storage.CacheLink{Key: cacheTag(key), Digest: d})
+		c.mu.Unlock()
+	}
+}
+
+// link writes into each entry --cache-to pushed the list of the entries its stage pushed
+// after it (storage.LinkCacheEntries), once the build has succeeded.
+func (c *remoteCache) link(ctx context.Context) {
+	if c == nil || c.to == "" || c.isBroken(c.to) {
+		return
+	}
+	for _, entries := range c.pushed {
+		if err := c.store.LinkCacheEntries(ctx, c.to, entries, c.reg); err != nil {
+			c.fail(c.to, "--cache-to", err)
+			return
+		}
+	}
+}
+
+// close stops the reads ahead and closes their connections.
+func (c *remoteCache) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.closed = true
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	c.fetch.Wait()
+	for _, ch := range c.chains {
+		_ = ch.repo.Close()
 	}
 }
 

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/manifest"
 	"go.podman.io/image/v5/transports/alltransports"
+	"go.podman.io/image/v5/types"
 )
 
 // PullUnnamed copies an image from any transport reference into the store without giving
@@ -41,9 +45,28 @@ type RemoteImage struct {
 	ID     string // the ID the store gives it: its config digest
 	Config ImageConfig
 	Layers int // how many layers its manifest lists
-	reg    RegistryOptions
+	// Next are the cache entries that followed this one in the build that pushed it, as
+	// its manifest lists them (CacheLinkAnnotation); nil when it lists none.
+	Next []CacheLink
+	reg  RegistryOptions
 	// manifest and config are the blobs as the registry has them.
 	manifest, config []byte
+}
+
+// CacheLinkAnnotation is the manifest annotation in which a cache entry lists the entries
+// that followed it in its stage (a JSON array of CacheLink), so that a build going
+// through them reads each by digest over one connection instead of looking every key up.
+const CacheLinkAnnotation = "forge.cache.next"
+
+// maxCacheLinks is how many following entries one entry lists: a longer stage's later
+// entries are found by their own lists.
+const maxCacheLinks = 64
+
+// CacheLink names one cache entry of a repository: the key that is its tag, and its
+// manifest's digest.
+type CacheLink struct {
+	Key    string        `json:"key"`
+	Digest digest.Digest `json:"digest"`
 }
 
 // ErrNoRemoteImage says a registry has no image under a tag.
@@ -64,39 +87,214 @@ func (s *Store) FetchRemote(ctx context.Context, name string, r RegistryOptions)
 	if err != nil {
 		return nil, err
 	}
-	img, err := ref.NewImage(ctx, sys)
+	src, err := ref.NewImageSource(ctx, sys)
 	if err != nil {
-		// The library gives no typed error for a missing tag; registries say "manifest unknown".
-		if strings.Contains(err.Error(), "manifest unknown") {
-			return nil, fmt.Errorf("%s: %w", name, ErrNoRemoteImage)
-		}
-		return nil, err
+		return nil, missingTag(name, err)
 	}
-	defer img.Close()
-	blob, mimeType, err := img.Manifest(ctx)
+	defer src.Close()
+	blob, mimeType, err := src.GetManifest(ctx, nil)
 	if err != nil {
-		return nil, err
-	}
-	if manifest.MIMETypeIsMultiImage(mimeType) {
-		return nil, fmt.Errorf("%s: a manifest list, which no cache entry is", name)
+		return nil, missingTag(name, err)
 	}
 	dgst, err := manifest.Digest(blob)
 	if err != nil {
 		return nil, err
 	}
-	config, err := img.ConfigBlob(ctx) // checked against the manifest's digest
-	if err != nil {
-		return nil, err
+	return readRemote(ctx, src, reference.TrimNamed(named), dgst, blob, mimeType, r)
+}
+
+// missingTag turns a registry's "manifest unknown" into ErrNoRemoteImage: the library
+// gives no typed error for a missing tag.
+func missingTag(name string, err error) error {
+	if strings.Contains(err.Error(), "manifest unknown") {
+		return fmt.Errorf("%s: %w", name, ErrNoRemoteImage)
 	}
-	ri := &RemoteImage{Name: named.Name() + "@" + dgst.String(), ID: img.ConfigInfo().Digest.Encoded(),
-		Layers: len(img.LayerInfos()), reg: r, manifest: blob, config: config}
+	return err
+}
+
+// readRemote reads the configuration of the image whose manifest blob (digest dgst) src
+// gave, and describes it.
+func readRemote(ctx context.Context, src types.ImageSource, repo reference.Named, dgst digest.Digest, blob []byte, mimeType string, r RegistryOptions) (*RemoteImage, error) {
+	name := repo.Name() + "@" + dgst.String()
+	if manifest.MIMETypeIsMultiImage(mimeType) {
+		return nil, fmt.Errorf("%s: a manifest list, which no cache entry is", name)
+	}
+	m, err := manifest.FromBlob(blob, mimeType)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if m.ConfigInfo().Digest.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("%s: config digest %s is not sha256", name, m.ConfigInfo().Digest)
+	}
+	config, err := readBlob(ctx, src, m.ConfigInfo(), 4<<20) // checked against its digest
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", name, err)
+	}
+	ri := &RemoteImage{Name: name, ID: m.ConfigInfo().Digest.Encoded(), Layers: len(m.LayerInfos()),
+		reg: r, manifest: blob, config: config}
 	if err := json.Unmarshal(config, &ri.Config); err != nil {
 		return nil, fmt.Errorf("%s: config: %w", name, err)
 	}
 	if len(ri.Config.RootFS.DiffIDs) != ri.Layers {
 		return nil, fmt.Errorf("%s: the config lists %d layers, the manifest %d", name, len(ri.Config.RootFS.DiffIDs), ri.Layers)
 	}
+	if mimeType == imgspecv1.MediaTypeImageManifest {
+		var oci imgspecv1.Manifest
+		if json.Unmarshal(blob, &oci) == nil && oci.Annotations[CacheLinkAnnotation] != "" {
+			// A list that does not parse is no list: the entries are looked up by key.
+			_ = json.Unmarshal([]byte(oci.Annotations[CacheLinkAnnotation]), &ri.Next)
+		}
+	}
 	return ri, nil
+}
+
+// RemoteRepo reads the cache entries of one registry repository by digest, over one
+// connection: the entries a RemoteImage's Next names. Its methods may be called at once.
+type RemoteRepo struct {
+	repo reference.Named
+	src  types.ImageSource
+	reg  RegistryOptions
+}
+
+// OpenRemoteRepo opens the repository of ri, read by FetchRemote.
+func (s *Store) OpenRemoteRepo(ctx context.Context, ri *RemoteImage) (*RemoteRepo, error) {
+	sys, err := s.systemContext(ri.reg)
+	if err != nil {
+		return nil, err
+	}
+	named, err := reference.ParseNormalizedNamed(ri.Name)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := docker.NewReference(named)
+	if err != nil {
+		return nil, err
+	}
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	return &RemoteRepo{repo: reference.TrimNamed(named), src: src, reg: ri.reg}, nil
+}
+
+// Fetch reads the image whose manifest has digest d, as FetchRemote reads one by tag.
+func (r *RemoteRepo) Fetch(ctx context.Context, d digest.Digest) (*RemoteImage, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	blob, mimeType, err := r.src.GetManifest(ctx, &d)
+	if err != nil {
+		return nil, err
+	}
+	if match, err := manifest.MatchesDigest(blob, d); err != nil || !match {
+		return nil, fmt.Errorf("%s@%s: the manifest does not match its digest", r.repo.Name(), d)
+	}
+	return readRemote(ctx, r.src, r.repo, d, blob, mimeType, r.reg)
+}
+
+// Close ends the connection.
+func (r *RemoteRepo) Close() error { return r.src.Close() }
+
+// LinkCacheEntries writes into each OCI manifest of one stage's cache entries in repo
+// (in build order, as pushed under their keys) the list of the entries after it
+// (CacheLinkAnnotation), and tags the new manifests with the same keys. The layers and
+// configurations stay as they are, and so do the images' IDs. A repository whose entries
+// are not OCI manifests (--format docker) is left alone.
+func (s *Store) LinkCacheEntries(ctx context.Context, repo string, entries []CacheLink, r RegistryOptions) error {
+	if len(entries) < 2 {
+		return nil
+	}
+	sys, err := s.systemContext(r)
+	if err != nil {
+		return err
+	}
+	named, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return fmt.Errorf("invalid reference %q: %w", repo, err)
+	}
+	named = reference.TrimNamed(named)
+	first, err := reference.WithDigest(named, entries[0].Digest)
+	if err != nil {
+		return err
+	}
+	ref, err := docker.NewReference(first)
+	if err != nil {
+		return err
+	}
+	src, err := ref.NewImageSource(ctx, sys)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	blobs := make([][]byte, len(entries))
+	for i, e := range entries {
+		blob, mimeType, err := src.GetManifest(ctx, &e.Digest)
+		if err != nil {
+			return err
+		}
+		if match, err := manifest.MatchesDigest(blob, e.Digest); err != nil || !match {
+			return fmt.Errorf("%s@%s: the manifest does not match its digest", named.Name(), e.Digest)
+		}
+		if mimeType != imgspecv1.MediaTypeImageManifest {
+			return nil
+		}
+		blobs[i] = blob
+	}
+	// From the last entry back, so that each list names the manifests as rewritten.
+	linked := slices.Clone(entries)
+	for i := len(entries) - 2; i >= 0; i-- {
+		next := linked[i+1 : min(len(linked), i+1+maxCacheLinks)]
+		blob, err := withAnnotation(blobs[i], CacheLinkAnnotation, next)
+		if err != nil {
+			return err
+		}
+		tagged, err := reference.WithTag(named, entries[i].Key)
+		if err != nil {
+			return err
+		}
+		if err := putManifest(ctx, sys, tagged, blob); err != nil {
+			return err
+		}
+		linked[i].Digest = digest.FromBytes(blob)
+	}
+	return nil
+}
+
+// withAnnotation returns the OCI manifest blob with annotation key set to value as JSON.
+func withAnnotation(blob []byte, key string, value any) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(blob, &m); err != nil {
+		return nil, err
+	}
+	annotations := map[string]string{}
+	if raw, ok := m["annotations"]; ok {
+		if err := json.Unmarshal(raw, &annotations); err != nil {
+			return nil, err
+		}
+	}
+	v, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	annotations[key] = string(v)
+	if m["annotations"], err = json.Marshal(annotations); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// putManifest writes a manifest whose blobs the repository has under a tag.
+func putManifest(ctx context.Context, sys *types.SystemContext, tagged reference.Named, blob []byte) error {
+	ref, err := docker.NewReference(tagged)
+	if err != nil {
+		return err
+	}
+	dest, err := ref.NewImageDestination(ctx, sys)
+	if err != nil {
+		return err
+	}
+	err = dest.PutManifest(ctx, blob, nil)
+	return errors.Join(err, dest.Close())
 }
 
 // PullRemote brings a registry image read by FetchRemote into the store, unnamed, and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,11 +29,27 @@ func TestBudRegistryCache(t *testing.T) {
 		t.Fatalf("first build: %v", first)
 	}
 	idA := lastLine(first.stdout)
+	checkCacheLinks(t, cache, 3)
 
 	b := newStore(t)
+	repoPath := "/v2/" + strings.TrimPrefix(cache, e2e.Registry+"/") + "/manifests/"
+	byTag := func() int {
+		n := 0
+		for _, r := range registryRequests(t, e2e.RegistryLog) {
+			if strings.HasPrefix(r.Path, repoPath) && !strings.HasPrefix(r.Path, repoPath+"sha256:") && r.Method == http.MethodGet {
+				n++
+			}
+		}
+		return n
+	}
+	before := byTag()
 	second := b.run(t, "bud", "--tls-verify=false", "--cache-from", cache, dir)
 	if second.code != 0 {
 		t.Fatalf("build with --cache-from: %v", second)
+	}
+	// The first entry listed the others: only its key was looked up by tag.
+	if n := byTag() - before; n != 1 {
+		t.Errorf("the build with --cache-from looked %d entries up by key, want 1 (the others by the first's list)", n)
 	}
 	if strings.Contains(second.stdout, "42-ran") {
 		t.Errorf("the RUN step ran again although the cache registry has it:\n%s", second.stdout)
@@ -57,6 +74,46 @@ func TestBudRegistryCache(t *testing.T) {
 	}
 	if n := strings.Count(third.stderr, "--cache-from 127.0.0.1:1/nowhere"); n != 1 {
 		t.Errorf("the unreachable cache registry was reported %d times, want once:\n%s", n, third.stderr)
+	}
+}
+
+// checkCacheLinks checks that the n entries of a one-stage cache repository each list
+// the entries pushed after them (the annotation forge.cache.next): one lists n-1, the
+// next n-2, down to the last, which lists none; every listed key is a tag of the
+// repository and every digest its manifest's.
+func checkCacheLinks(t *testing.T, repo string, n int) {
+	t.Helper()
+	tags := cacheTags(t, repo)
+	if len(tags) != n {
+		t.Fatalf("%s has %d entries, want %d", repo, len(tags), n)
+	}
+	type link struct{ Key, Digest string }
+	digests := map[string]string{} // tag -> manifest digest
+	lists := map[string][]link{}   // tag -> the entries it lists
+	listed := map[int]bool{}
+	for _, tag := range tags {
+		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+repo+":"+tag)
+		digests[tag] = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(raw)))
+		var m struct{ Annotations map[string]string }
+		decodeJSON(t, "cache entry manifest", raw, &m)
+		var next []link
+		if a := m.Annotations["forge.cache.next"]; a != "" {
+			decodeJSON(t, "forge.cache.next", a, &next)
+		}
+		lists[tag] = next
+		listed[len(next)] = true
+	}
+	for tag, next := range lists {
+		for _, l := range next {
+			if digests[l.Key] != l.Digest {
+				t.Errorf("entry %s lists %s with digest %s; the registry has %q", tag, l.Key, l.Digest, digests[l.Key])
+			}
+		}
+	}
+	for i := range n {
+		if !listed[i] {
+			t.Errorf("no entry of %s lists %d following entries (want one for each of 0..%d)", repo, i, n-1)
+		}
 	}
 }
 
@@ -212,6 +269,51 @@ func TestBudRegistryCacheBroken(t *testing.T) {
 			img := exportBuilt(t, s, lastLine(r.stdout), r, false)
 			img.wantFile(t, "built", "built\n")
 		})
+	}
+}
+
+// TestBudRegistryCacheStaleList: an entry whose list of following entries names
+// manifests the registry no longer has (deleted, or never pushed) costs nothing but the
+// lookups: those steps are looked up by key, come from the cache all the same, and
+// nothing is reported.
+func TestBudRegistryCacheStaleList(t *testing.T) {
+	t.Parallel()
+	dir := budContext(t, "FROM busybox\nRUN echo ran-$((40+2)) && echo built > /built\nRUN echo two > /two\n", nil)
+	cache := e2e.Registry + "/" + uniqueRepo("stale")
+	want, _ := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+	name := strings.TrimPrefix(cache, e2e.Registry+"/")
+	missing := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("a manifest nobody pushed")))
+	stale := 0
+	for _, tag := range cacheTags(t, cache) {
+		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+cache+":"+tag)
+		var m map[string]any
+		decodeJSON(t, "cache entry manifest", raw, &m)
+		a, _ := m["annotations"].(map[string]any)
+		list, _ := a["forge.cache.next"].(string)
+		if list == "" {
+			continue
+		}
+		a["forge.cache.next"] = regexp.MustCompile(`sha256:[0-9a-f]{64}`).ReplaceAllString(list, missing)
+		blob, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		registryRequest(t, http.MethodPut, "/v2/"+name+"/manifests/"+tag, "application/vnd.oci.image.manifest.v1+json", blob, http.StatusCreated)
+		stale++
+	}
+	if stale == 0 {
+		t.Fatalf("no entry of %s lists the entries after it", cache)
+	}
+	s := reproStore(t)
+	r := s.run(t, "bud", "--tls-verify=false", "--cache-from", cache, dir)
+	if r.code != 0 || budRuns(r) != 0 || strings.Count(r.stdout, "(from "+cache+")") != 2 {
+		t.Fatalf("with stale lists in the cache the build did not take both steps from it: %v", r)
+	}
+	if strings.Contains(r.stderr, "--cache-from") {
+		t.Errorf("a stale list was reported:\n%s", r.stderr)
+	}
+	if got := lastLine(r.stdout); got != want {
+		t.Errorf("image %s, want %s as built before", got, want)
 	}
 }
 
