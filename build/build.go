@@ -58,7 +58,10 @@ type Options struct {
 	BuildContexts []NamedContext
 	Out           io.Writer // STEP lines and the output of RUN steps
 	Err           io.Writer // pull progress
-	Logger        *slog.Logger
+	// Quiet (-q) leaves out the pull progress; the caller sets Out to io.Discard, and RUN
+	// steps then print on Err, so that a failing command's output is never lost.
+	Quiet  bool
+	Logger *slog.Logger
 
 	// Isolation of RUN steps: rootless.IsolationChroot, or empty for namespaces.
 	Isolation rootless.Isolation

@@ -39,6 +39,14 @@ type stageRun struct {
 // pendingDir is a WORKDIR still to be created, and the USER it is created as.
 type pendingDir struct{ path, user string }
 
+// pullProgress is where pulls report their progress: nowhere with -q, as Buildah's -q.
+func (b *builder) pullProgress() io.Writer {
+	if b.opts.Quiet {
+		return nil
+	}
+	return b.errOut
+}
+
 // runOutput is where RUN steps print: with the STEP lines, or on stderr when those are
 // suppressed (-q), so a failing command's output is never lost.
 func (r *stageRun) runOutput() io.Writer {

@@ -214,7 +214,7 @@ func (r *stageRun) copySource(ctx context.Context, from string) (copyInput, erro
 
 // pullSource pulls the image that COPY --from=from names as ref.
 func (r *stageRun) pullSource(ctx context.Context, from, ref string) (copyInput, error) {
-	img, err := r.b.store.Pull(ctx, ref, storage.PullOptions{Registry: r.b.opts.Registry, Policy: r.b.opts.Pull, Progress: r.b.errOut})
+	img, err := r.b.store.Pull(ctx, ref, storage.PullOptions{Registry: r.b.opts.Registry, Policy: r.b.opts.Pull, Progress: r.b.pullProgress()})
 	if err != nil {
 		return copyInput{}, fmt.Errorf("--from=%s: %w", from, err)
 	}

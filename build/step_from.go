@@ -53,7 +53,7 @@ func fromLine(st *instructions.Stage) int {
 }
 
 func (r *stageRun) fromImage(ctx context.Context, name string) error {
-	img, err := r.b.store.Pull(ctx, name, storage.PullOptions{Registry: r.b.opts.Registry, Policy: r.b.opts.Pull, Progress: r.b.errOut})
+	img, err := r.b.store.Pull(ctx, name, storage.PullOptions{Registry: r.b.opts.Registry, Policy: r.b.opts.Pull, Progress: r.b.pullProgress()})
 	if err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 		Timestamp: ts,
 	}
 	if c.Bool("quiet") {
-		o.Out, o.Err = io.Discard, c.App.ErrWriter
+		o.Out, o.Quiet = io.Discard, true
 	}
 	if o.Jobs = c.Int("jobs"); o.Jobs < 0 {
 		return o, fmt.Errorf("--jobs %d: want 1 or more (0: the number of CPUs)", o.Jobs)

@@ -345,6 +345,10 @@ func budFlagCases() []budCase {
 				if !strings.Contains(b.r.stderr, "run-output-marker") {
 					t.Errorf("-q: the RUN output must go to stderr: %v", b.r)
 				}
+				// The store was empty: the build pulled busybox, silently.
+				if strings.Contains(b.r.stderr, "Copying blob") || strings.Contains(b.r.stderr, "Writing manifest") {
+					t.Errorf("-q: pull progress printed: %q", b.r.stderr)
+				}
 			},
 		},
 		{
