@@ -155,6 +155,11 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	if n := len(r.pending); n > 0 {
 		before, createdBy = r.pending[:n-1], r.pending[n-1]
 	}
+	// The step's container is volatile: what it wrote reaches the disk here, once, before
+	// the store records an image of it (as unmounting an ordinary overlay would).
+	if err := r.b.store.SyncFS(); err != nil {
+		return err
+	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
 		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
 		Consume: true,

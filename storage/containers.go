@@ -49,9 +49,10 @@ type FromOptions struct {
 	Registry RegistryOptions
 	Progress io.Writer
 	// Throwaway marks a build step's container, which never outlives the build: the store
-	// records it and its layer without fsync and mounts its overlay volatile (syncs in
-	// the container are not forced to disk). A crash of the machine may lose such a
-	// container's records; an image committed from it is stored as any other.
+	// records it and its layer without fsync and mounts its overlay volatile, so syncs in
+	// the container return at once and unmounting it writes nothing back. A crash of the
+	// machine may lose such a container's records. Before committing one, call SyncFS:
+	// an image's layer must be on disk before the image is recorded.
 	Throwaway bool
 }
 

@@ -18,6 +18,7 @@ import (
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
 	stypes "go.podman.io/storage/types"
+	"golang.org/x/sys/unix"
 )
 
 // Options say where the store lives and how to reach registries. The zero value uses the
@@ -247,6 +248,20 @@ func (s *Store) Close() error {
 		return nil
 	}
 	return err
+}
+
+// SyncFS writes back everything written to the file system of the store's graph root:
+// what a volatile container (FromOptions.Throwaway) wrote is on disk once it returns.
+func (s *Store) SyncFS() error {
+	f, err := os.Open(s.store.GraphRoot())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync the store's file system: %w", err)
+	}
+	return nil
 }
 
 // GraphRoot is the directory the store keeps images and layers in.

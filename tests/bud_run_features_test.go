@@ -458,6 +458,9 @@ func TestBudRunRefused(t *testing.T) {
 func TestBudStepVolatile(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
+	if info := s.must(t, "info"); !strings.Contains(info, `"Supports volatile": "true"`) {
+		t.Skipf("the store's overlay cannot mount volatile here:\n%s", info)
+	}
 	s.pull(t, "-q", "busybox")
 	rootMount := `grep -E '^[^ ]+ [^ ]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo`
 	ctx := budContext(t, "FROM busybox\nRUN "+rootMount+" > /root-mount\n", nil)
