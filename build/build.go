@@ -82,6 +82,7 @@ func Build(ctx context.Context, s *storage.Store, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b.remote.close() // no step looks anything up any more
 	b.remote.link(ctx)
 	b.warnUnusedArgs()
 	return b.finish(ctx, res)

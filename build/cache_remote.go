@@ -98,7 +98,9 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 			continue
 		}
 		ri, err := c.listed(ctx, repo, key)
-		if ri == nil && err == nil {
+		if err == nil && (ri == nil || checkEntry(ri) != nil || c.expired(ri)) {
+			// Not listed, or what the list named is no use now (the tag may hold a
+			// newer entry than the digest listed): look the key up.
 			ri, err = c.store.FetchRemote(ctx, cacheName(repo, key), c.reg)
 		}
 		if err != nil {
@@ -112,13 +114,18 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 			continue
 		}
 		c.follow(ctx, repo, ri)
-		if c.ttl > 0 && (ri.Config.Created == nil || time.Since(*ri.Config.Created) > c.ttl) {
+		if c.expired(ri) {
 			continue
 		}
 		fmt.Fprintf(c.out, "--> Using cache %s (from %s)\n", ri.ID, repo)
 		return &remoteEntry{RemoteImage: ri, repo: repo, key: key}, true
 	}
 	return nil, false
+}
+
+// expired reports whether --cache-ttl rules an entry out.
+func (c *remoteCache) expired(ri *storage.RemoteImage) bool {
+	return c.ttl > 0 && (ri.Config.Created == nil || time.Since(*ri.Config.Created) > c.ttl)
 }
 
 // listed returns the entry for key that an entry of repo listed, once read; nil and no
@@ -145,8 +152,10 @@ func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.Re
 	return e.ri, nil
 }
 
-// follow starts reading the entries ri lists as following it, over one connection to
-// repo, so that the steps after this one find theirs without a lookup each.
+// follow starts reading the entries ri lists as following it, in their order, a few at
+// a time, through one registry client for repo, so that the steps after this one find
+// theirs without a lookup each. A repository whose client cannot be made is not tried
+// again.
 func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.RemoteImage) {
 	if len(ri.Next) == 0 {
 		return
@@ -158,40 +167,50 @@ func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.Remot
 		r, err := c.store.OpenRemoteRepo(ctx, ri) // not under the lock: it waits on the registry
 		if err != nil {
 			c.log.Debug("cache entries not read ahead", "repo", repo, "err", err)
-			return
 		}
 		c.mu.Lock()
 		if ch = c.chains[repo]; ch == nil && !c.closed {
 			ch = &cacheChain{repo: r, entries: map[string]*chainEntry{}}
 			c.chains[repo] = ch
-		} else {
-			defer r.Close() // another stage opened one first, or the build is over
+		} else if r != nil {
+			defer r.Close() // another stage made one first, or the build is over
 		}
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ch == nil || c.closed {
+	if ch == nil || ch.repo == nil || c.closed {
 		return
 	}
 	if c.fetchCtx == nil {
 		// The build's own cancellation reaches the reads through close.
 		c.fetchCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	}
-	fetchCtx := c.fetchCtx
+	var links []storage.CacheLink
+	var entries []*chainEntry
 	for _, l := range ri.Next {
-		if _, known := ch.entries[l.Key]; known {
-			continue
+		if _, known := ch.entries[l.Key]; !known {
+			e := &chainEntry{done: make(chan struct{})}
+			ch.entries[l.Key] = e
+			links, entries = append(links, l), append(entries, e)
 		}
-		e := &chainEntry{done: make(chan struct{})}
-		ch.entries[l.Key] = e
-		c.fetch.Go(func() {
-			defer close(e.done)
-			c.slots <- struct{}{}
-			defer func() { <-c.slots }()
-			e.ri, e.err = ch.repo.Fetch(fetchCtx, l.Digest)
-		})
 	}
+	if len(entries) == 0 {
+		return
+	}
+	fetchCtx, repoClient := c.fetchCtx, ch.repo
+	c.fetch.Go(func() {
+		var reads sync.WaitGroup
+		for i, e := range entries {
+			c.slots <- struct{}{} // taken in list order: the next step's entry comes first
+			reads.Go(func() {
+				defer func() { <-c.slots }()
+				defer close(e.done)
+				e.ri, e.err = repoClient.Fetch(fetchCtx, links[i].Digest)
+			})
+		}
+		reads.Wait()
+	})
 }
 
 // checkEntry refuses an entry forge cannot have written: every image a build commits has
@@ -269,18 +288,25 @@ func (c *remoteCache) link(ctx context.Context) {
 	}
 	for _, entries := range c.pushed {
 		if err := c.store.LinkCacheEntries(ctx, c.to, entries, c.reg); err != nil {
-			c.fail(c.to, "--cache-to", err)
+			// The entries are pushed and usable; only the lists are missing (a registry
+			// whose tags cannot be overwritten refuses them).
+			c.log.Warn(fmt.Sprintf("--cache-to %s: the entries were pushed, but the list of the entries "+
+				"after each could not be added, so builds using them look each step up: %v", c.to, err))
 			return
 		}
 	}
 }
 
-// close stops the reads ahead and closes their connections.
+// close stops the reads ahead and closes their clients. It may be called again.
 func (c *remoteCache) close() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.closed = true
 	if c.cancel != nil {
 		c.cancel()
@@ -288,7 +314,9 @@ func (c *remoteCache) close() {
 	c.mu.Unlock()
 	c.fetch.Wait()
 	for _, ch := range c.chains {
-		_ = ch.repo.Close()
+		if ch.repo != nil {
+			_ = ch.repo.Close()
+		}
 	}
 }
 

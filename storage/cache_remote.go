@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -139,17 +140,64 @@ func readRemote(ctx context.Context, src types.ImageSource, repo reference.Named
 		return nil, fmt.Errorf("%s: the config lists %d layers, the manifest %d", name, len(ri.Config.RootFS.DiffIDs), ri.Layers)
 	}
 	if mimeType == imgspecv1.MediaTypeImageManifest {
-		var oci imgspecv1.Manifest
-		if json.Unmarshal(blob, &oci) == nil && oci.Annotations[CacheLinkAnnotation] != "" {
-			// A list that does not parse is no list: the entries are looked up by key.
-			_ = json.Unmarshal([]byte(oci.Annotations[CacheLinkAnnotation]), &ri.Next)
-		}
+		ri.Next = cacheLinks(blob)
 	}
 	return ri, nil
 }
 
-// RemoteRepo reads the cache entries of one registry repository by digest, over one
-// connection: the entries a RemoteImage's Next names. Its methods may be called at once.
+// cacheLinks reads the CacheLinkAnnotation of an OCI manifest: at most maxCacheLinks
+// links, each a key of 64 hex digits and a valid digest. A list that does not parse, or
+// has a link that is neither, is no list: the entries are then looked up by key.
+func cacheLinks(blob []byte) []CacheLink {
+	var oci imgspecv1.Manifest
+	if json.Unmarshal(blob, &oci) != nil || oci.Annotations[CacheLinkAnnotation] == "" {
+		return nil
+	}
+	var links []CacheLink
+	if json.Unmarshal([]byte(oci.Annotations[CacheLinkAnnotation]), &links) != nil {
+		return nil
+	}
+	for _, l := range links {
+		if !cacheKeyRe.MatchString(l.Key) || l.Digest.Validate() != nil {
+			return nil
+		}
+	}
+	return links[:min(len(links), maxCacheLinks)]
+}
+
+// cacheKeyRe matches a cache key as a tag: a sha256 hex digest.
+var cacheKeyRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// withoutCacheLinks returns an OCI manifest blob without CacheLinkAnnotation, which
+// describes a cache repository, not the image: an image stored from a cache entry (and
+// so pushed later from the store) does not carry it. Other blobs come back unchanged.
+func withoutCacheLinks(blob []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(blob, &m) != nil {
+		return blob
+	}
+	var mediaType string
+	var annotations map[string]string
+	if json.Unmarshal(m["mediaType"], &mediaType) != nil || mediaType != imgspecv1.MediaTypeImageManifest ||
+		json.Unmarshal(m["annotations"], &annotations) != nil || annotations[CacheLinkAnnotation] == "" {
+		return blob
+	}
+	delete(annotations, CacheLinkAnnotation)
+	if len(annotations) == 0 {
+		delete(m, "annotations")
+	} else if raw, err := json.Marshal(annotations); err == nil {
+		m["annotations"] = raw
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return blob
+	}
+	return out
+}
+
+// RemoteRepo reads the cache entries of one registry repository by digest, through one
+// registry client (one authentication): the entries a RemoteImage's Next names. Its
+// methods may be called at once.
 type RemoteRepo struct {
 	repo reference.Named
 	src  types.ImageSource

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,6 +61,17 @@ func TestBudRegistryCache(t *testing.T) {
 	if idB := lastLine(second.stdout); idB != idA {
 		t.Errorf("image %s from the cache registry, want the first build's %s", idB, idA)
 	}
+	// The list describes the cache repository, not the image: the image of the first
+	// step (whose entry lists the other two) is stored, and so pushed, without it.
+	firstStep := regexp.MustCompile(`--> Using cache ([0-9a-f]{64}) \(from `).FindStringSubmatch(second.stdout)
+	if firstStep == nil {
+		t.Fatalf("no step from the cache registry:\n%s", second.stdout)
+	}
+	layout := "oci:" + filepath.Join(t.TempDir(), "out") + ":img"
+	b.must(t, "push", "-q", firstStep[1], layout)
+	if raw := skopeo(t, "inspect", "--raw", layout); strings.Contains(raw, "forge.cache.next") {
+		t.Errorf("the image stored from a cache entry carries the entry's list: %s", raw)
+	}
 	// The entries the build went through were pulled as one image; the store's own
 	// cache knows each step all the same.
 	again := b.run(t, "bud", dir)
@@ -104,9 +116,13 @@ func checkCacheLinks(t *testing.T, repo string, n int) {
 		listed[len(next)] = true
 	}
 	for tag, next := range lists {
-		for _, l := range next {
+		for i, l := range next {
 			if digests[l.Key] != l.Digest {
 				t.Errorf("entry %s lists %s with digest %s; the registry has %q", tag, l.Key, l.Digest, digests[l.Key])
+			}
+			// In build order: the entry right after this one lists one fewer.
+			if got, want := len(lists[l.Key]), len(next)-1-i; got != want {
+				t.Errorf("entry %s lists %s in place %d, which lists %d entries; want %d", tag, l.Key, i, got, want)
 			}
 		}
 	}
@@ -305,9 +321,14 @@ func TestBudRegistryCacheStaleList(t *testing.T) {
 		t.Fatalf("no entry of %s lists the entries after it", cache)
 	}
 	s := reproStore(t)
+	missingPath := "/v2/" + name + "/manifests/" + missing
+	before := countRequests(registryRequests(t, e2e.RegistryLog), missingPath, http.MethodGet)
 	r := s.run(t, "bud", "--tls-verify=false", "--cache-from", cache, dir)
 	if r.code != 0 || budRuns(r) != 0 || strings.Count(r.stdout, "(from "+cache+")") != 2 {
 		t.Fatalf("with stale lists in the cache the build did not take both steps from it: %v", r)
+	}
+	if n := countRequests(registryRequests(t, e2e.RegistryLog), missingPath, http.MethodGet) - before; n == 0 {
+		t.Errorf("the build never asked for the listed manifest %s: lists are not read", missing)
 	}
 	if strings.Contains(r.stderr, "--cache-from") {
 		t.Errorf("a stale list was reported:\n%s", r.stderr)
