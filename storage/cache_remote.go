@@ -288,7 +288,8 @@ func (s *Store) LinkCacheEntries(ctx context.Context, repo string, entries []Cac
 		}
 		blobs[i] = blob
 	}
-	// From the last entry back, so that each list names the manifests as rewritten.
+	// From the last entry back, so that each list names the manifests as rewritten, and
+	// names only manifests the registry has by the time the entry is tagged.
 	linked := slices.Clone(entries)
 	for i := len(entries) - 2; i >= 0; i-- {
 		next := linked[i+1 : min(len(linked), i+1+maxCacheLinks)]
