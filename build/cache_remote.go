@@ -42,22 +42,31 @@ type remoteCache struct {
 	closed   bool // close ran: no more reads start
 }
 
-// cacheChain is what one --cache-from registry's entries listed: the following entries
-// by key, each read ahead over one connection.
+// cacheChain is what one --cache-from registry's entries listed: the following entries in
+// list order, each read through one registry client as the build comes near it.
 type cacheChain struct {
 	repo    *storage.RemoteRepo
-	entries map[string]*chainEntry
+	order   []storage.CacheLink    // every listed entry, in list order
+	entries map[string]*chainEntry // by key
+	started int                    // the reads of order[:started] have started
 }
 
-// chainEntry is one listed entry; done closes when it has been read (ri) or not (err).
+// chainEntry is one listed entry, order[pos]; done closes when it has been read (ri) or
+// not (err).
 type chainEntry struct {
+	pos  int
 	done chan struct{}
 	ri   *storage.RemoteImage
 	err  error
 }
 
-// readAhead is how many listed entries are read at once.
-const readAhead = 4
+const (
+	// readAhead is how many listed entries are read at once.
+	readAhead = 4
+	// readWindow is how many entries past the one in use are read ahead: a build that
+	// stops matching the list (a changed step changes every later key) wastes no more.
+	readWindow = 8
+)
 
 func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer) *remoteCache {
 	if o.CacheTo == "" && len(o.CacheFrom) == 0 {
@@ -134,7 +143,12 @@ func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.Re
 	c.mu.Lock()
 	var e *chainEntry
 	if ch := c.chains[repo]; ch != nil {
-		e = ch.entries[cacheTag(key)]
+		if e = ch.entries[cacheTag(key)]; e != nil {
+			c.readUpTo(ch, e.pos+1) // started already unless the build skipped ahead
+			if e.pos >= ch.started {
+				e = nil // the build is over
+			}
+		}
 	}
 	c.mu.Unlock()
 	if e == nil {
@@ -152,10 +166,10 @@ func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.Re
 	return e.ri, nil
 }
 
-// follow starts reading the entries ri lists as following it, in their order, a few at
-// a time, through one registry client for repo, so that the steps after this one find
-// theirs without a lookup each. A repository whose client cannot be made is not tried
-// again.
+// follow notes the entries ri lists as following it and starts reading the first
+// readWindow of them, through one registry client for repo, so that the steps after this
+// one find theirs without a lookup each. A repository whose client cannot be made is not
+// tried again.
 func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.RemoteImage) {
 	if len(ri.Next) == 0 {
 		return
@@ -186,18 +200,28 @@ func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.Remot
 		// The build's own cancellation reaches the reads through close.
 		c.fetchCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	}
-	var links []storage.CacheLink
-	var entries []*chainEntry
 	for _, l := range ri.Next {
 		if _, known := ch.entries[l.Key]; !known {
-			e := &chainEntry{done: make(chan struct{})}
-			ch.entries[l.Key] = e
-			links, entries = append(links, l), append(entries, e)
+			ch.entries[l.Key] = &chainEntry{pos: len(ch.order), done: make(chan struct{})}
+			ch.order = append(ch.order, l)
 		}
 	}
-	if len(entries) == 0 {
+	c.readUpTo(ch, ch.entries[ri.Next[0].Key].pos+readWindow)
+}
+
+// readUpTo starts the reads of ch's listed entries before position end that have not
+// started, in list order, readAhead at a time. c.mu is held.
+func (c *remoteCache) readUpTo(ch *cacheChain, end int) {
+	end = min(end, len(ch.order))
+	if c.closed || ch.repo == nil || c.fetchCtx == nil || ch.started >= end {
 		return
 	}
+	links := ch.order[ch.started:end]
+	entries := make([]*chainEntry, len(links))
+	for i, l := range links {
+		entries[i] = ch.entries[l.Key]
+	}
+	ch.started = end
 	fetchCtx, repoClient := c.fetchCtx, ch.repo
 	c.fetch.Go(func() {
 		var reads sync.WaitGroup

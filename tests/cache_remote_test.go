@@ -338,6 +338,37 @@ func TestBudRegistryCacheStaleList(t *testing.T) {
 	}
 }
 
+// TestBudRegistryCacheReadWindow: a build that stops matching the entries' lists (its
+// second step changed, so every later key did) reads only a few of the listed entries
+// ahead, not all of them.
+func TestBudRegistryCacheReadWindow(t *testing.T) {
+	t.Parallel()
+	const steps = 14
+	dockerfile := func(second string) string {
+		df := "FROM busybox\nRUN echo one > /one\nRUN echo " + second + " > /two\n"
+		for i := 3; i <= steps; i++ {
+			df += fmt.Sprintf("RUN echo %d > /f%d\n", i, i)
+		}
+		return df
+	}
+	cache := e2e.Registry + "/" + uniqueRepo("window")
+	reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, budContext(t, dockerfile("two"), nil))
+	checkCacheLinks(t, cache, steps)
+	byDigest := "/v2/" + strings.TrimPrefix(cache, e2e.Registry+"/") + "/manifests/sha256:"
+	before := countRequests(registryRequests(t, e2e.RegistryLog), byDigest, http.MethodGet)
+	r := reproStore(t).run(t, "bud", "--tls-verify=false", "--cache-from", cache, budContext(t, dockerfile("changed"), nil))
+	if r.code != 0 || strings.Count(r.stdout, "(from "+cache+")") != 1 {
+		t.Fatalf("want only the first step from the cache: %v", r)
+	}
+	// The first entry lists the other 13. The build reads the first entry by digest
+	// twice (opening the client for the list, and pulling its layers when the second
+	// step misses) and a window of 8 ahead of it: 10, where reading the whole list
+	// would be 15.
+	if n := countRequests(registryRequests(t, e2e.RegistryLog), byDigest, http.MethodGet) - before; n > 10 {
+		t.Errorf("the build read %d cache manifests by digest after its entries stopped matching, want at most 10", n)
+	}
+}
+
 // TestBudRegistryCacheTTL: --cache-ttl ignores entries created longer ago than it.
 func TestBudRegistryCacheTTL(t *testing.T) {
 	t.Parallel()
