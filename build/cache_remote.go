@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/forge-build/forge/storage"
 )
 
@@ -42,28 +44,27 @@ type remoteCache struct {
 	closed   bool // close ran: no more reads start
 }
 
-// cacheChain is what one --cache-from registry's entries listed: the following entries in
-// list order, each read through one registry client as the build comes near it.
+// cacheChain is what one --cache-from registry's entries listed: the following entries,
+// each read through one registry client as the build comes near it.
 type cacheChain struct {
 	repo    *storage.RemoteRepo
-	order   []storage.CacheLink    // every listed entry, in list order
 	entries map[string]*chainEntry // by key
-	started int                    // the reads of order[:started] have started
 }
 
-// chainEntry is one listed entry, order[pos]; done closes when it has been read (ri) or
-// not (err).
+// chainEntry is one listed entry; once started, done closes when it has been read (ri)
+// or not (err).
 type chainEntry struct {
-	pos  int
-	done chan struct{}
-	ri   *storage.RemoteImage
-	err  error
+	digest  digest.Digest
+	started bool
+	done    chan struct{}
+	ri      *storage.RemoteImage
+	err     error
 }
 
 const (
 	// readAhead is how many listed entries are read at once.
 	readAhead = 4
-	// readWindow is how many entries past the one in use are read ahead: a build that
+	// readWindow is how many of the entries an entry lists are read ahead: a build that
 	// stops matching the list (a changed step changes every later key) wastes no more.
 	readWindow = 8
 )
@@ -112,6 +113,9 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 			// newer entry than the digest listed): look the key up.
 			ri, err = c.store.FetchRemote(ctx, cacheName(repo, key), c.reg)
 		}
+		if err != nil && ctx.Err() != nil {
+			return nil, false // the build is stopping; the registry did nothing wrong
+		}
 		if err != nil {
 			if !errors.Is(err, storage.ErrNoRemoteImage) {
 				c.fail(repo, "--cache-from", err)
@@ -144,8 +148,8 @@ func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.Re
 	var e *chainEntry
 	if ch := c.chains[repo]; ch != nil {
 		if e = ch.entries[cacheTag(key)]; e != nil {
-			c.readUpTo(ch, e.pos+1) // started already unless the build skipped ahead
-			if e.pos >= ch.started {
+			c.startReads(ch, []*chainEntry{e}) // started already unless the build skipped ahead
+			if !e.started {
 				e = nil // the build is over
 			}
 		}
@@ -167,7 +171,7 @@ func (c *remoteCache) listed(ctx context.Context, repo, key string) (*storage.Re
 }
 
 // follow notes the entries ri lists as following it and starts reading the first
-// readWindow of them, through one registry client for repo, so that the steps after this
+// readWindow of them (the entry in use slides the window along), through one registry client for repo, so that the steps after this
 // one find theirs without a lookup each. A repository whose client cannot be made is not
 // tried again.
 func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.RemoteImage) {
@@ -200,37 +204,45 @@ func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.Remot
 		// The build's own cancellation reaches the reads through close.
 		c.fetchCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	}
-	for _, l := range ri.Next {
-		if _, known := ch.entries[l.Key]; !known {
-			ch.entries[l.Key] = &chainEntry{pos: len(ch.order), done: make(chan struct{})}
-			ch.order = append(ch.order, l)
+	window := make([]*chainEntry, 0, readWindow)
+	for i, l := range ri.Next {
+		e := ch.entries[l.Key]
+		if e == nil {
+			e = &chainEntry{digest: l.Digest, done: make(chan struct{})}
+			ch.entries[l.Key] = e
+		}
+		if i < readWindow {
+			window = append(window, e)
 		}
 	}
-	c.readUpTo(ch, ch.entries[ri.Next[0].Key].pos+readWindow)
+	c.startReads(ch, window)
 }
 
-// readUpTo starts the reads of ch's listed entries before position end that have not
-// started, in list order, readAhead at a time. c.mu is held.
-func (c *remoteCache) readUpTo(ch *cacheChain, end int) {
-	end = min(end, len(ch.order))
-	if c.closed || ch.repo == nil || c.fetchCtx == nil || ch.started >= end {
+// startReads starts reading those of entries whose reads have not started, readAhead at
+// a time over all of them; within one call, in the order given. c.mu is held.
+func (c *remoteCache) startReads(ch *cacheChain, entries []*chainEntry) {
+	if c.closed || ch.repo == nil || c.fetchCtx == nil {
 		return
 	}
-	links := ch.order[ch.started:end]
-	entries := make([]*chainEntry, len(links))
-	for i, l := range links {
-		entries[i] = ch.entries[l.Key]
+	var todo []*chainEntry
+	for _, e := range entries {
+		if !e.started {
+			e.started = true
+			todo = append(todo, e)
+		}
 	}
-	ch.started = end
+	if len(todo) == 0 {
+		return
+	}
 	fetchCtx, repoClient := c.fetchCtx, ch.repo
 	c.fetch.Go(func() {
 		var reads sync.WaitGroup
-		for i, e := range entries {
-			c.slots <- struct{}{} // taken in list order: the next step's entry comes first
+		for _, e := range todo {
+			c.slots <- struct{}{}
 			reads.Go(func() {
 				defer func() { <-c.slots }()
 				defer close(e.done)
-				e.ri, e.err = repoClient.Fetch(fetchCtx, links[i].Digest)
+				e.ri, e.err = repoClient.Fetch(fetchCtx, e.digest)
 			})
 		}
 		reads.Wait()

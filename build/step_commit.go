@@ -157,7 +157,7 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	}
 	// The step's container is volatile: what it wrote reaches the disk here, once, before
 	// the store records an image of it (as unmounting an ordinary overlay would).
-	if err := r.b.store.SyncFS(); err != nil {
+	if err := r.b.store.SyncVolatile(); err != nil {
 		return err
 	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{

@@ -169,8 +169,9 @@ func cacheLinks(blob []byte) []CacheLink {
 var cacheKeyRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // withoutCacheLinks returns an OCI manifest blob without CacheLinkAnnotation, which
-// describes a cache repository, not the image: an image stored from a cache entry (and
-// so pushed later from the store) does not carry it. Other blobs come back unchanged.
+// describes a cache repository, not the image: an image the build stores from a cache
+// entry (and so pushes later from the store) does not carry it. Other blobs come back
+// unchanged. Images pulled by name keep their manifests as the registry has them.
 func withoutCacheLinks(blob []byte) []byte {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(blob, &m) != nil {
@@ -364,7 +365,7 @@ func (s *Store) PullRemote(ctx context.Context, ri *RemoteImage) (string, error)
 	if err != nil {
 		return "", err
 	}
-	img, err := s.copyIn(ctx, sys, src, nil, ri.ID, PullOptions{Registry: ri.reg})
+	img, err := s.copyIn(ctx, sys, src, nil, ri.ID, PullOptions{Registry: ri.reg, cacheEntry: true})
 	if err != nil {
 		return "", err
 	}
@@ -390,6 +391,6 @@ func (s *Store) RecordRemote(ri *RemoteImage) (string, error) {
 	if ri.Config.Created != nil {
 		created = *ri.Config.Created
 	}
-	id, _, err := RecordImage(s.store, parent, created, ri.config, ri.manifest, nil)
+	id, _, err := RecordImage(s.store, parent, created, ri.config, withoutCacheLinks(ri.manifest), nil)
 	return id, err
 }

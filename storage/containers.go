@@ -51,7 +51,7 @@ type FromOptions struct {
 	// Throwaway marks a build step's container, which never outlives the build: the store
 	// records it and its layer without fsync and mounts its overlay volatile, so syncs in
 	// the container return at once and unmounting it writes nothing back. A crash of the
-	// machine may lose such a container's records. Before committing one, call SyncFS:
+	// machine may lose such a container's records. Before committing one, call SyncVolatile:
 	// an image's layer must be on disk before the image is recorded.
 	Throwaway bool
 }

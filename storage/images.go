@@ -210,11 +210,9 @@ func (s *Store) Inspect(ctx context.Context, name string) (*ImageDetails, error)
 
 // RecordImage records an image of the layers up to top (with config and manifest) in the
 // store, under its config digest, with the big-data keys image/v5 reads; list is the
-// manifest list the image was pulled through, or nil. A cache entry's list of the entries
-// after it (CacheLinkAnnotation) is left out of the stored manifest. reused is true when an image with
+// manifest list the image was pulled through, or nil. reused is true when an image with
 // that config digest existed already.
 func RecordImage(st cstorage.Store, top string, created time.Time, config, manifestBlob, list []byte) (id string, reused bool, err error) {
-	manifestBlob = withoutCacheLinks(manifestBlob)
 	configDigest := digest.FromBytes(config)
 	manifestDigest, err := manifest.Digest(manifestBlob)
 	if err != nil {

@@ -47,6 +47,9 @@ type PullOptions struct {
 	Registry RegistryOptions
 	Policy   PullPolicy
 	Progress io.Writer // nil: silent
+	// cacheEntry says the image is a build cache entry: its manifest is stored without
+	// the entry's list of the entries after it (see withoutCacheLinks).
+	cacheEntry bool
 }
 
 // Pull copies an image into the store. name is a short name (resolved through
@@ -155,7 +158,7 @@ func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.
 	var dest types.ImageReference
 	err := transfer(ctx, sys, o.Registry, src, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
 		if staged {
-			got, err := s.pullStaged(ctx, sys, stagedPull{src: plain, named: named, id: id, progress: o.Progress, seen: seen})
+			got, err := s.pullStaged(ctx, sys, stagedPull{src: plain, named: named, id: id, progress: o.Progress, seen: seen, cacheEntry: o.cacheEntry})
 			if err == nil {
 				dest, err = istorage.Transport.NewStoreReference(s.store, named, got)
 				return err

@@ -48,6 +48,8 @@ type stagedPull struct {
 	id       string               // the ID it must have ("" for any): its config digest
 	progress io.Writer            // nil: silent
 	seen     *activity            // told of every read; nil: nobody watches
+	// cacheEntry: store the manifest without the cache entry's list (withoutCacheLinks).
+	cacheEntry bool
 }
 
 // pullStaged brings a registry image into the store and returns its ID. It returns
@@ -187,6 +189,9 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 	created := time.Time{}
 	if cfg.Created != nil {
 		created = *cfg.Created
+	}
+	if p.cacheEntry {
+		blob = withoutCacheLinks(blob)
 	}
 	if _, _, err := RecordImage(st, top, created, config, blob, list); err != nil {
 		return "", err

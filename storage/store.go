@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	cstorage "go.podman.io/storage"
 	graphdriver "go.podman.io/storage/drivers"
@@ -46,6 +47,10 @@ type Options struct {
 
 // Store is an open local store plus the registry settings used for pulls and pushes.
 type Store struct {
+	// volatile is whether throwaway containers are mounted volatile (SyncVolatile).
+	volatileOnce sync.Once
+	volatile     bool
+
 	store          cstorage.Store
 	driverReason   string
 	registriesConf string
@@ -250,9 +255,29 @@ func (s *Store) Close() error {
 	return err
 }
 
-// SyncFS writes back everything written to the file system of the store's graph root:
-// what a volatile container (FromOptions.Throwaway) wrote is on disk once it returns.
-func (s *Store) SyncFS() error {
+// SyncVolatile writes back what throwaway containers (FromOptions.Throwaway) wrote, so
+// that it is on disk once it returns: a syncfs of the graph root's file system where the
+// driver mounts them volatile (overlay that supports it), nothing elsewhere (vfs writes
+// through, as before).
+func (s *Store) SyncVolatile() error {
+	s.volatileOnce.Do(func() {
+		if s.store.GraphDriverName() != "overlay" {
+			return
+		}
+		status, err := s.store.Status()
+		if err != nil {
+			s.volatile = true // unknown: sync to be safe
+			return
+		}
+		for _, kv := range status {
+			if kv[0] == "Supports volatile" {
+				s.volatile = kv[1] == "true"
+			}
+		}
+	})
+	if !s.volatile {
+		return nil
+	}
 	f, err := os.Open(s.store.GraphRoot())
 	if err != nil {
 		return err
