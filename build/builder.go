@@ -183,11 +183,8 @@ func (b *builder) commitConfig(ctx context.Context, parent string, cfg storage.I
 	}
 	defer b.removeContainer(ctr)
 	ctr.Config = cfg
-	id, err := commit.Commit(ctx, b.store, ctr, commit.Options{Format: b.opts.Format, Timestamp: b.opts.Timestamp, CreatedBy: createdBy, Logger: b.log})
-	if err != nil {
-		return "", err
-	}
-	return id, b.store.SetCacheKey(id, key)
+	return commit.Commit(ctx, b.store, ctr, commit.Options{Format: b.opts.Format, Timestamp: b.opts.Timestamp, CreatedBy: createdBy, Logger: b.log,
+		Metadata: storage.CacheMetadata(key)})
 }
 
 // newContainer makes a working container for a build step from image ("" = scratch).

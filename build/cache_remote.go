@@ -288,11 +288,7 @@ func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) 
 		return "", fmt.Errorf("pull %s: %w", e.Name, err)
 	}
 	for p := e.prev; p != nil; p = p.prev {
-		pid, err := c.store.RecordRemote(p.RemoteImage)
-		if err == nil {
-			err = c.store.SetCacheKey(pid, p.key)
-		}
-		if err != nil {
+		if _, err := c.store.RecordRemote(p.RemoteImage, p.key); err != nil {
 			c.log.Debug("cache entry not recorded locally", "entry", p.Name, "err", err)
 		}
 	}

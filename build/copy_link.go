@@ -85,12 +85,9 @@ func (r *stageRun) linkedLayer(ctx context.Context, text, linkExtra string, do f
 	ctr.Config = storage.ScratchConfig()
 	id, err := commit.Commit(ctx, r.b.store, ctr, commit.Options{
 		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: text, Logger: quietLogger(r.b.log),
-		Consume: true,
+		Consume: true, Metadata: storage.CacheMetadata(key),
 	})
-	if err != nil {
-		return "", err
-	}
-	return id, r.b.store.SetCacheKey(id, key)
+	return id, err
 }
 
 // settleDirTimes gives the directories the copy made or changed (its destination's
@@ -128,11 +125,9 @@ func (r *stageRun) commitLinked(ctx context.Context, linked string) error {
 	}
 	id, err := commit.CommitLink(ctx, r.b.store, r.ctr, linked, commit.Options{
 		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
+		Metadata: storage.CacheMetadata(r.key),
 	})
 	if err != nil {
-		return err
-	}
-	if err := r.b.store.SetCacheKey(id, r.key); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))

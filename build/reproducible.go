@@ -65,11 +65,8 @@ func (b *builder) adopt(ctx context.Context, id, key string, before []imgspecv1.
 		history = append(history, h)
 	}
 	cfg.History = history
-	fixed, err := commit.Reconfigure(ctx, b.store, id, cfg, commit.Options{Format: b.opts.Format, Timestamp: b.opts.Timestamp})
-	if err != nil {
-		return "", err
-	}
-	return fixed, b.store.SetCacheKey(fixed, key)
+	return commit.Reconfigure(ctx, b.store, id, cfg, commit.Options{Format: b.opts.Format, Timestamp: b.opts.Timestamp,
+		Metadata: storage.CacheMetadata(key)})
 }
 
 func createdBys(h []imgspecv1.History) []string {

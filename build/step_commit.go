@@ -162,12 +162,9 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	}
 	id, err := commit.Commit(ctx, r.b.store, r.ctr, commit.Options{
 		Format: r.b.opts.Format, Timestamp: r.b.opts.Timestamp, CreatedBy: createdBy, EmptyLayers: before, Logger: quietLogger(r.b.log),
-		Consume: true,
+		Consume: true, Metadata: storage.CacheMetadata(r.key),
 	})
 	if err != nil {
-		return err
-	}
-	if err := r.b.store.SetCacheKey(id, r.key); err != nil {
 		return err
 	}
 	r.b.remote.record(ctx, r.index, id, r.key)

@@ -45,6 +45,9 @@ type Options struct {
 	// are then moved into the new layer instead of copied (overlay), and the container
 	// may have lost them when the commit fails.
 	Consume bool
+	// Metadata is the new image's store metadata (storage.CacheMetadata for a build
+	// step), set on an identical image that existed already too; empty for none.
+	Metadata string
 }
 
 // settings are Options checked and with their defaults filled in.
@@ -115,7 +118,7 @@ func Commit(ctx context.Context, s *storage.Store, c *storage.Container, o Optio
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}
-	id, reused, err := img.create(s.Storage(), st.names)
+	id, reused, err := img.create(s.Storage(), st.names, st.Metadata)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}

@@ -113,10 +113,11 @@ func trim(cfg *storage.ImageConfig, s settings) {
 	c.Healthcheck, c.OnBuild, c.Shell = nil, nil, nil
 }
 
-// create records the image in the store, named as given; names held by other images move
-// to it. reused is true when an identical image (same config digest) existed already.
-func (img *image) create(st cstorage.Store, names []string) (id string, reused bool, err error) {
-	id, reused, err = storage.RecordImage(st, img.topLayer, img.created, img.config, img.manifest, nil)
+// create records the image in the store, named as given and with metadata (see
+// Options.Metadata); names held by other images move to it. reused is true when an
+// identical image (same config digest) existed already.
+func (img *image) create(st cstorage.Store, names []string, metadata string) (id string, reused bool, err error) {
+	id, reused, err = storage.RecordImage(st, img.topLayer, img.created, img.config, img.manifest, nil, metadata)
 	if err != nil {
 		return "", false, err
 	}

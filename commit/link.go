@@ -43,7 +43,7 @@ func CommitLink(ctx context.Context, s *storage.Store, c *storage.Container, lay
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}
-	id, reused, err := img.create(s.Storage(), st.names)
+	id, reused, err := img.create(s.Storage(), st.names, st.Metadata)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", c.Name, err)
 	}

@@ -53,6 +53,6 @@ func Reconfigure(ctx context.Context, s *storage.Store, id string, cfg storage.I
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	newID, _, err := img.create(s.Storage(), st.names)
+	newID, _, err := img.create(s.Storage(), st.names, st.Metadata)
 	return newID, err
 }

@@ -17,13 +17,20 @@ type cacheMetadata struct {
 	Created  time.Time `json:"forge.cachecreated"`
 }
 
-// SetCacheKey records that image is the result of the build step with this key.
-func (s *Store) SetCacheKey(imageID, key string) error {
+// CacheMetadata is the store metadata of an image that is the result of the build step
+// with this key, recorded now: for RecordImage or commit.Options, which set it as they
+// record the image, one write of the store's image list fewer than SetCacheKey after.
+func CacheMetadata(key string) string {
 	data, err := json.Marshal(cacheMetadata{CacheKey: key, Created: time.Now().UTC()})
 	if err != nil {
-		return err
+		panic(err) // a struct of a string and a time always marshals
 	}
-	if err := s.store.SetMetadata(imageID, string(data)); err != nil {
+	return string(data)
+}
+
+// SetCacheKey records that image is the result of the build step with this key.
+func (s *Store) SetCacheKey(imageID, key string) error {
+	if err := s.store.SetMetadata(imageID, CacheMetadata(key)); err != nil {
 		return fmt.Errorf("record cache key of %s: %w", imageID, err)
 	}
 	return nil

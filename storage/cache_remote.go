@@ -374,10 +374,11 @@ func (s *Store) PullRemote(ctx context.Context, ri *RemoteImage) (string, error)
 
 // RecordRemote records in the store, without a transfer, a registry image read by
 // FetchRemote whose layers the store holds (those of a later entry of the same build
-// were pulled), and returns its ID. It fails when a layer is missing.
-func (s *Store) RecordRemote(ri *RemoteImage) (string, error) {
+// were pulled), as the result of the build step with key, and returns its ID. It fails
+// when a layer is missing.
+func (s *Store) RecordRemote(ri *RemoteImage, key string) (string, error) {
 	if _, err := s.store.Image(ri.ID); err == nil {
-		return ri.ID, nil
+		return ri.ID, s.SetCacheKey(ri.ID, key)
 	}
 	parent := ""
 	for _, diffID := range ri.Config.RootFS.DiffIDs {
@@ -391,6 +392,6 @@ func (s *Store) RecordRemote(ri *RemoteImage) (string, error) {
 	if ri.Config.Created != nil {
 		created = *ri.Config.Created
 	}
-	id, _, err := RecordImage(s.store, parent, created, ri.config, withoutCacheLinks(ri.manifest), nil)
+	id, _, err := RecordImage(s.store, parent, created, ri.config, withoutCacheLinks(ri.manifest), nil, CacheMetadata(key))
 	return id, err
 }

@@ -210,9 +210,10 @@ func (s *Store) Inspect(ctx context.Context, name string) (*ImageDetails, error)
 
 // RecordImage records an image of the layers up to top (with config and manifest) in the
 // store, under its config digest, with the big-data keys image/v5 reads; list is the
-// manifest list the image was pulled through, or nil. reused is true when an image with
+// manifest list the image was pulled through, or nil. metadata, when not empty, is the
+// image's store metadata (CacheMetadata), set on an image that existed already too. reused is true when an image with
 // that config digest existed already.
-func RecordImage(st cstorage.Store, top string, created time.Time, config, manifestBlob, list []byte) (id string, reused bool, err error) {
+func RecordImage(st cstorage.Store, top string, created time.Time, config, manifestBlob, list []byte, metadata string) (id string, reused bool, err error) {
 	configDigest := digest.FromBytes(config)
 	manifestDigest, err := manifest.Digest(manifestBlob)
 	if err != nil {
@@ -222,6 +223,7 @@ func RecordImage(st cstorage.Store, top string, created time.Time, config, manif
 	o := &cstorage.ImageOptions{
 		CreationDate: created,
 		Digest:       manifestDigest,
+		Metadata:     metadata,
 		BigData: []cstorage.ImageBigDataOption{
 			{Key: configDigest.String(), Data: config, Digest: configDigest},
 			{Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + manifestDigest.String(), Data: manifestBlob, Digest: manifestDigest},
@@ -243,6 +245,11 @@ func RecordImage(st cstorage.Store, top string, created time.Time, config, manif
 		img, err := st.Image(id)
 		if err != nil {
 			return "", false, err
+		}
+		if metadata != "" {
+			if err := st.SetMetadata(id, metadata); err != nil {
+				return "", false, fmt.Errorf("record metadata of image %s: %w", id, err)
+			}
 		}
 		for _, b := range o.BigData {
 			if !slices.Contains(img.BigDataNames, b.Key) {

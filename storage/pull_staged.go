@@ -193,7 +193,7 @@ func (s *Store) pullStaged(ctx context.Context, sys *types.SystemContext, p stag
 	if p.cacheEntry {
 		blob = withoutCacheLinks(blob)
 	}
-	if _, _, err := RecordImage(st, top, created, config, blob, list); err != nil {
+	if _, _, err := RecordImage(st, top, created, config, blob, list, ""); err != nil {
 		return "", err
 	}
 	if p.named != nil {
