@@ -38,7 +38,8 @@ type remoteCache struct {
 	chains map[string]*cacheChain
 	slots  chan struct{} // one per read ahead running
 	fetch  sync.WaitGroup
-	// fetchCtx is the reads' context, which close cancels; nil until one starts.
+	// fetchCtx is the reads' context, which close cancels: the build's own cancellation
+	// reaches the reads through close.
 	fetchCtx context.Context
 	cancel   context.CancelFunc
 	closed   bool // close ran: no more reads start
@@ -81,9 +82,11 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 	// build (see fail) rather than retried with backoff while the build waits.
 	reg := o.Registry
 	reg.Retry = 0
-	return &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
+	c := &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
 		log: log, out: out, broken: map[string]bool{}, pushed: map[int][]storage.CacheLink{},
 		chains: map[string]*cacheChain{}, slots: make(chan struct{}, readAhead)}
+	c.fetchCtx, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
 // cacheName is the registry name of a cache entry: the key's hex digest is the tag.
@@ -200,10 +203,6 @@ func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.Remot
 	if ch == nil || ch.repo == nil || c.closed {
 		return
 	}
-	if c.fetchCtx == nil {
-		// The build's own cancellation reaches the reads through close.
-		c.fetchCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	}
 	window := make([]*chainEntry, 0, readWindow)
 	for i, l := range ri.Next {
 		e := ch.entries[l.Key]
@@ -221,7 +220,7 @@ func (c *remoteCache) follow(ctx context.Context, repo string, ri *storage.Remot
 // startReads starts reading those of entries whose reads have not started, readAhead at
 // a time over all of them; within one call, in the order given. c.mu is held.
 func (c *remoteCache) startReads(ch *cacheChain, entries []*chainEntry) {
-	if c.closed || ch.repo == nil || c.fetchCtx == nil {
+	if c.closed || ch.repo == nil {
 		return
 	}
 	var todo []*chainEntry
@@ -340,9 +339,7 @@ func (c *remoteCache) close() {
 		return
 	}
 	c.closed = true
-	if c.cancel != nil {
-		c.cancel()
-	}
+	c.cancel()
 	c.mu.Unlock()
 	c.fetch.Wait()
 	for _, ch := range c.chains {

@@ -173,27 +173,47 @@ var cacheKeyRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // entry (and so pushes later from the store) does not carry it. Other blobs come back
 // unchanged. Images pulled by name keep their manifests as the registry has them.
 func withoutCacheLinks(blob []byte) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(blob, &m) != nil {
-		return blob
-	}
-	var mediaType string
-	var annotations map[string]string
-	if json.Unmarshal(m["mediaType"], &mediaType) != nil || mediaType != imgspecv1.MediaTypeImageManifest ||
-		json.Unmarshal(m["annotations"], &annotations) != nil || annotations[CacheLinkAnnotation] == "" {
-		return blob
-	}
-	delete(annotations, CacheLinkAnnotation)
-	if len(annotations) == 0 {
-		delete(m, "annotations")
-	} else if raw, err := json.Marshal(annotations); err == nil {
-		m["annotations"] = raw
-	}
-	out, err := json.Marshal(m)
+	out, err := editAnnotations(blob, func(a map[string]string) bool {
+		_, found := a[CacheLinkAnnotation]
+		delete(a, CacheLinkAnnotation)
+		return found
+	})
 	if err != nil {
 		return blob
 	}
 	return out
+}
+
+// editAnnotations returns the OCI manifest blob with edit applied to its annotations
+// (an empty map when it has none); edit says whether it changed them. Other blobs, and
+// manifests edit leaves alone, come back as they were.
+func editAnnotations(blob []byte, edit func(map[string]string) bool) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(blob, &m); err != nil {
+		return nil, err
+	}
+	var mediaType string
+	if json.Unmarshal(m["mediaType"], &mediaType) != nil || mediaType != imgspecv1.MediaTypeImageManifest {
+		return blob, nil
+	}
+	annotations := map[string]string{}
+	if raw, ok := m["annotations"]; ok {
+		if err := json.Unmarshal(raw, &annotations); err != nil {
+			return nil, err
+		}
+	}
+	if !edit(annotations) {
+		return blob, nil
+	}
+	delete(m, "annotations")
+	if len(annotations) > 0 {
+		raw, err := json.Marshal(annotations)
+		if err != nil {
+			return nil, err
+		}
+		m["annotations"] = raw
+	}
+	return json.Marshal(m)
 }
 
 // RemoteRepo reads the cache entries of one registry repository by digest, through one
@@ -215,6 +235,12 @@ func (s *Store) OpenRemoteRepo(ctx context.Context, ri *RemoteImage) (*RemoteRep
 	if err != nil {
 		return nil, err
 	}
+	return openRepo(ctx, sys, named, ri.reg)
+}
+
+// openRepo opens the repository of named (a name with a digest or tag, whose manifest
+// the library reads to choose among mirrors).
+func openRepo(ctx context.Context, sys *types.SystemContext, named reference.Named, r RegistryOptions) (*RemoteRepo, error) {
 	ref, err := docker.NewReference(named)
 	if err != nil {
 		return nil, err
@@ -223,22 +249,31 @@ func (s *Store) OpenRemoteRepo(ctx context.Context, ri *RemoteImage) (*RemoteRep
 	if err != nil {
 		return nil, err
 	}
-	return &RemoteRepo{repo: reference.TrimNamed(named), src: src, reg: ri.reg}, nil
+	return &RemoteRepo{repo: reference.TrimNamed(named), src: src, reg: r}, nil
 }
 
 // Fetch reads the image whose manifest has digest d, as FetchRemote reads one by tag.
 func (r *RemoteRepo) Fetch(ctx context.Context, d digest.Digest) (*RemoteImage, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	blob, mimeType, err := r.src.GetManifest(ctx, &d)
+	blob, mimeType, err := r.manifest(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	if match, err := manifest.MatchesDigest(blob, d); err != nil || !match {
-		return nil, fmt.Errorf("%s@%s: the manifest does not match its digest", r.repo.Name(), d)
-	}
 	return readRemote(ctx, r.src, r.repo, d, blob, mimeType, r.reg)
+}
+
+// manifest reads the manifest with digest d, checked against it.
+func (r *RemoteRepo) manifest(ctx context.Context, d digest.Digest) ([]byte, string, error) {
+	if err := d.Validate(); err != nil {
+		return nil, "", err
+	}
+	blob, mimeType, err := r.src.GetManifest(ctx, &d)
+	if err != nil {
+		return nil, "", err
+	}
+	if match, err := manifest.MatchesDigest(blob, d); err != nil || !match {
+		return nil, "", fmt.Errorf("%s@%s: the manifest does not match its digest", r.repo.Name(), d)
+	}
+	return blob, mimeType, nil
 }
 
 // Close ends the connection.
@@ -266,23 +301,16 @@ func (s *Store) LinkCacheEntries(ctx context.Context, repo string, entries []Cac
 	if err != nil {
 		return err
 	}
-	ref, err := docker.NewReference(first)
+	rr, err := openRepo(ctx, sys, first, r)
 	if err != nil {
 		return err
 	}
-	src, err := ref.NewImageSource(ctx, sys)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+	defer rr.Close()
 	blobs := make([][]byte, len(entries))
 	for i, e := range entries {
-		blob, mimeType, err := src.GetManifest(ctx, &e.Digest)
+		blob, mimeType, err := rr.manifest(ctx, e.Digest)
 		if err != nil {
 			return err
-		}
-		if match, err := manifest.MatchesDigest(blob, e.Digest); err != nil || !match {
-			return fmt.Errorf("%s@%s: the manifest does not match its digest", named.Name(), e.Digest)
 		}
 		if mimeType != imgspecv1.MediaTypeImageManifest {
 			return nil
@@ -312,25 +340,14 @@ func (s *Store) LinkCacheEntries(ctx context.Context, repo string, entries []Cac
 
 // withAnnotation returns the OCI manifest blob with annotation key set to value as JSON.
 func withAnnotation(blob []byte, key string, value any) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(blob, &m); err != nil {
-		return nil, err
-	}
-	annotations := map[string]string{}
-	if raw, ok := m["annotations"]; ok {
-		if err := json.Unmarshal(raw, &annotations); err != nil {
-			return nil, err
-		}
-	}
 	v, err := json.Marshal(value)
 	if err != nil {
 		return nil, err
 	}
-	annotations[key] = string(v)
-	if m["annotations"], err = json.Marshal(annotations); err != nil {
-		return nil, err
-	}
-	return json.Marshal(m)
+	return editAnnotations(blob, func(a map[string]string) bool {
+		a[key] = string(v)
+		return true
+	})
 }
 
 // putManifest writes a manifest whose blobs the repository has under a tag.
