@@ -7,6 +7,10 @@
 // mode the child (stage 1) blocks on a pipe until newuidmap and newgidmap have written
 // its maps, then executes itself once more so that it holds every capability as
 // namespace root; in single mode Go writes the one-ID maps before the child's exec.
+//
+// In a binary built with cgo, the plain full-mode case never reaches that: early.c enters
+// the namespace in a C constructor, before the Go runtime starts, and Enter finds itself
+// already inside (see early_cgo.go).
 package rootless
 
 import (

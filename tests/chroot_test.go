@@ -397,6 +397,9 @@ func TestChrootNeedsRoot(t *testing.T) {
 	s := newStore(t)
 	if os.Geteuid() != 0 {
 		oneLineError(t, s.run(t, "--isolation", "chroot", "images"), "needs root")
+		oneLineError(t, s.run(t, "--isolation=chroot", "images"), "needs root")
+		s.env["FORGE_ISOLATION"] = "chroot"
+		oneLineError(t, s.run(t, "images"), "needs root")
 	}
 	s.env["FORGE_ISOLATION"] = "sandbox"
 	line := oneLineError(t, s.run(t, "images"), "FORGE_ISOLATION")
