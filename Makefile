@@ -57,6 +57,8 @@ lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags "$(TAGS)" ./...
+	@# rootless/early.c is built only with cgo, as `make build` does.
+	CGO_ENABLED=1 $(GO) vet -tags "$(TAGS)" ./rootless
 	$(GO) run $(STATICCHECK) -tags "$(TAGS)" ./...
 
 # Builds forge and shows it working offline on a tiny busybox image.

@@ -10,6 +10,7 @@
 // work as before.
 
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -89,8 +91,16 @@ static int wants_namespace(int argc, char **argv) {
 		}
 		i += eq ? 1 : 2;
 	}
-	return i < argc && in_list(early_commands, argv[i], strlen(argv[i])) &&
-	       plain_isolation(getenv("FORGE_ISOLATION"));
+	if (i >= argc || !in_list(early_commands, argv[i], strlen(argv[i])) ||
+	    !plain_isolation(getenv("FORGE_ISOLATION"))) {
+		return 0;
+	}
+	for (i++; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-help") == 0) {
+			return 0; // help needs no namespace
+		}
+	}
+	return 1;
 }
 
 // digits parses a decimal number of at most 32 bits made only of digits, as Go's
@@ -222,8 +232,12 @@ static int passwd_line(char *line, void *arg) {
 	if (*g < '0' || *g > '9') {
 		return 0;
 	}
+	const char *digits_start = g;
 	while (*g >= '0' && *g <= '9') {
 		g++;
+	}
+	if (g - digits_start > 18) {
+		return -1; // Go's Atoi may refuse it: leave the question to Go
 	}
 	if (*g != ':') {
 		return 0;
@@ -246,10 +260,16 @@ static int look_path(const char *file, char *out, size_t size) {
 	while (1) {
 		const char *end = strchrnul(path, ':');
 		size_t n = (size_t)(end - path);
+		while (n > 1 && path[n - 1] == '/') {
+			n--; // Go's filepath.Join drops a trailing slash
+		}
 		if (n == 0 || path[0] != '/' || n + strlen(file) + 2 > size) {
 			return 0;
 		}
 		snprintf(out, size, "%.*s/%s", (int)n, path, file);
+		if (strstr(out, "//") || strstr(out, "/./") || strstr(out, "/../")) {
+			return 0; // Go would clean the path: leave it to Go
+		}
 		struct stat st;
 		if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode) && faccessat(AT_FDCWD, out, X_OK, AT_EACCESS) == 0) {
 			return 1;
@@ -273,7 +293,8 @@ static int make_plan(struct early_plan *p) {
 	p->uid = (unsigned)getuid();
 	p->gid = (unsigned)getgid();
 	snprintf(p->who.uid, sizeof p->who.uid, "%u", p->uid);
-	if (line_scan("/etc/passwd", passwd_line, &p->who) < 0) {
+	// Without an entry, Go's os/user takes the name from $USER: leave that case to Go.
+	if (line_scan("/etc/passwd", passwd_line, &p->who) != 1) {
 		return 0;
 	}
 	p->uids.name = p->gids.name = p->who.name;
@@ -316,6 +337,8 @@ static int start_helper(struct helper *h, const int sync[2], pid_t pid) {
 	}
 	dup2(out[1], 1);
 	dup2(out[1], 2);
+	fcntl(1, F_SETFD, 0); // dup2 onto itself would keep close-on-exec
+	fcntl(2, F_SETFD, 0);
 	char spid[16], sid[16], sstart[24], scount[24];
 	snprintf(spid, sizeof spid, "%d", (int)pid);
 	snprintf(sid, sizeof sid, "%u", h->id);
@@ -348,31 +371,45 @@ static size_t read_all(int fd, char *buf, size_t size) {
 // finish_helper waits for h and, when it failed, appends to msg what the Go code would
 // say: the command line, its exit status and its output, on one line.
 static int finish_helper(struct helper *h, char *msg, size_t size) {
-	char out[1024];
-	size_t n = read_all(h->out, out, sizeof out - 1);
+	char raw[1024], out[4096];
+	size_t n = read_all(h->out, raw, sizeof raw), k = 0;
 	close(h->out);
-	while (n > 0 && ascii_space(out[n - 1])) {
+	while (n > 0 && ascii_space(raw[n - 1])) {
 		n--;
 	}
-	out[n] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		out[i] = out[i] == '\n' ? ';' : (unsigned char)out[i] < 0x20 ? ' ' : out[i];
+	// As main.go's oneLine: newlines become "; ", other control bytes are escaped.
+	for (size_t i = 0; i < n && k + 5 < sizeof out; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (c == '\n') {
+			k += (size_t)snprintf(out + k, sizeof out - k, "; ");
+		} else if (c == '\t') {
+			out[k++] = ' ';
+		} else if (c < 0x20 || c == 0x7f) {
+			k += (size_t)snprintf(out + k, sizeof out - k, "\\x%02x", c);
+		} else {
+			out[k++] = (char)c;
+		}
 	}
+	out[k] = '\0';
 	int status = 0;
-	while (waitpid(h->pid, &status, 0) < 0 && errno == EINTR) {
+	pid_t w;
+	while ((w = waitpid(h->pid, &status, 0)) < 0 && errno == EINTR) {
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+	if (w == h->pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		return 0;
 	}
 	size_t used = strlen(msg);
-	char state[64];
-	if (WIFSIGNALED(status)) {
-		snprintf(state, sizeof state, "signal %d", WTERMSIG(status));
+	char state[96];
+	if (w != h->pid) {
+		snprintf(state, sizeof state, "wait: %s", strerror(errno));
+	} else if (WIFSIGNALED(status)) {
+		snprintf(state, sizeof state, "signal: %s", strsignal(WTERMSIG(status)));
+		state[8] = (char)tolower((unsigned char)state[8]); // Go's "signal: killed"
 	} else {
 		snprintf(state, sizeof state, "exit status %d", WEXITSTATUS(status));
 	}
 	snprintf(msg + used, size - used, "%s%s %d 0 %u 1 1 %llu %llu: %s%s%s", used ? "; " : "", h->path, (int)getpid(),
-	         h->id, (unsigned long long)h->range->start, (unsigned long long)h->range->count, state, n ? ": " : "", out);
+	         h->id, (unsigned long long)h->range->start, (unsigned long long)h->range->count, state, k ? ": " : "", out);
 	return -1;
 }
 
@@ -409,27 +446,33 @@ static void exec_inside(char **argv, char **envp, const struct early_plan *p) {
 		exit(1);
 	}
 	env[k] = NULL;
-	execve("/proc/self/exe", argv, env);
-	fprintf(stderr, "forge: exec /proc/self/exe: %s\n", strerror(errno));
+	// forge's own path, as os.Executable gives it, keeps the process's name (ps, pgrep,
+	// top show "forge"); /proc/self/exe would rename it "exe".
+	static char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	const char *path = "/proc/self/exe";
+	if (len > 0 && (size_t)len < sizeof self - 1 && self[0] == '/') {
+		self[len] = '\0';
+		if (strstr(self, " (deleted)") == NULL) {
+			path = self;
+		}
+	}
+	execve(path, argv, env);
+	fprintf(stderr, "forge: exec %s: %s\n", path, strerror(errno));
 	exit(1);
 }
 
-__attribute__((constructor)) static void forge_early_userns(int argc, char **argv, char **envp) {
-	const char *early = getenv(ENV_EARLY);
-	if (geteuid() == 0 || getuid() != geteuid() || getenv(ENV_CONFIGURED) || getenv(ENV_STAGE1) ||
-	    (early && strcmp(early, "0") == 0) || argv == NULL || envp == NULL || !wants_namespace(argc, argv)) {
-		return;
-	}
-	static struct early_plan p;
-	if (!make_plan(&p)) {
-		return;
-	}
+// enter_namespace puts the process into a new user and mount namespace and has the
+// helpers write its maps, as plan p says. It returns 1 when that is done, or 0 when it
+// could not start, with nothing changed. From the unshare on there is no way back to the
+// caller's namespace, so a later failure ends forge.
+static int enter_namespace(struct early_plan *p) {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0) {
-		return;
+		return 0;
 	}
 	pid_t self = getpid();
-	struct helper hs[2] = {{p.newuidmap, p.uid, &p.uids, -1, -1}, {p.newgidmap, p.gid, &p.gids, -1, -1}};
+	struct helper hs[2] = {{p->newuidmap, p->uid, &p->uids, -1, -1}, {p->newgidmap, p->gid, &p->gids, -1, -1}};
 	int started = start_helper(&hs[0], fds, self) == 0 && start_helper(&hs[1], fds, self) == 0;
 	close(fds[0]);
 	if (!started || unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
@@ -444,10 +487,9 @@ __attribute__((constructor)) static void forge_early_userns(int argc, char **arg
 				close(hs[i].out);
 			}
 		}
-		return;
+		return 0;
 	}
-	// One byte for each helper; from here on there is no way back to the caller's
-	// namespace, so a failure ends forge.
+	// One byte for each helper (the "go"); a helper that died already is reported below.
 	int ok = write(fds[1], "11", 2) == 2;
 	close(fds[1]);
 	char msg[4096] = "";
@@ -457,5 +499,33 @@ __attribute__((constructor)) static void forge_early_userns(int argc, char **arg
 		fprintf(stderr, "forge: %s\n", msg[0] ? msg : "write the user namespace's id maps: the helpers did not start");
 		exit(1);
 	}
-	exec_inside(argv, envp, &p);
+	return 1;
 }
+
+// glibc passes argc, argv and the environment to constructors; other C libraries do not.
+#ifdef __GLIBC__
+__attribute__((constructor)) static void forge_early_userns(int argc, char **argv, char **envp) {
+	const char *early = getenv(ENV_EARLY);
+	if (geteuid() == 0 || getuid() != geteuid() || getauxval(AT_SECURE) || getenv(ENV_CONFIGURED) ||
+	    getenv(ENV_STAGE1) || (early && strcmp(early, "0") == 0) || argv == NULL || envp == NULL ||
+	    !wants_namespace(argc, argv)) {
+		return;
+	}
+	static struct early_plan p;
+	if (!make_plan(&p)) {
+		return;
+	}
+	// The helpers' exit statuses are read with waitpid, which an ignored SIGCHLD (kept
+	// across exec from the caller) would hide; a helper that died before its "go" must
+	// not kill forge with SIGPIPE. The caller's dispositions are back before the exec.
+	struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN}, oldchld, oldpipe;
+	sigaction(SIGCHLD, &dfl, &oldchld);
+	sigaction(SIGPIPE, &ign, &oldpipe);
+	int inside = enter_namespace(&p);
+	sigaction(SIGCHLD, &oldchld, NULL);
+	sigaction(SIGPIPE, &oldpipe, NULL);
+	if (inside) {
+		exec_inside(argv, envp, &p);
+	}
+}
+#endif

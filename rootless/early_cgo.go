@@ -9,8 +9,10 @@ package rootless
 // command starts two forge processes, the outer one only to write the ID maps and wait:
 // about 10 ms, a third of a cached build. The constructor unshares, has newuidmap and
 // newgidmap (forked before the unshare, so outside the namespace) write the maps, and
-// executes forge again as namespace root with the environment Enter would have given
-// the child; that forge finds itself inside and carries on as if Enter had re-executed
-// it. Every other case returns untouched to Enter, which handles them all.
+// executes forge again as namespace root with the variables Enter gives its child; that
+// forge finds itself inside and carries on as if Enter had re-executed it. Every other
+// case (and --help) returns untouched to Enter, which handles them all. Only glibc passes
+// a constructor the arguments it needs, so only a glibc build has it.
 
+// #cgo CFLAGS: -Wall -Wextra
 import "C"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,24 @@ func TestEarlyEnvNames(t *testing.T) {
 	for name, value := range want {
 		if defs[name] != value {
 			t.Errorf("early.c: %s is %q, want %q", name, defs[name], value)
+		}
+	}
+	// The values early.c gives the variables are the ones childEnv gives in full mode.
+	child := map[string]string{}
+	for _, kv := range childEnv(nil, plan{mode: ModeFull}, 1) {
+		k, v, _ := strings.Cut(kv, "=")
+		child[k] = v
+	}
+	for _, m := range regexp.MustCompile(`"%s=(\w+)", (ENV_\w+)\)`).FindAllSubmatch(src, -1) {
+		name, value := defs[string(m[2])], string(m[1])
+		if child[name] != value {
+			t.Errorf("early.c sets %s=%s; Enter's child gets %q", name, value, child[name])
+		}
+		delete(child, name)
+	}
+	for _, name := range []string{envConfigured, envMode} {
+		if _, left := child[name]; left {
+			t.Errorf("early.c does not set %s to a fixed value", name)
 		}
 	}
 	// The reason full mode gives, as early.c formats it with its path and the user's name.

@@ -117,7 +117,7 @@ func probeInfo(ctx context.Context) error {
 	r.Cwd, _ = os.Getwd()
 	r.StorageRootless, r.StorageUID, r.StorageGID = unshare.IsRootless(), unshare.GetRootlessUID(), unshare.GetRootlessGID()
 	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "_FORGE_USERNS_") {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "_FORGE_USERNS_") && name != envEarly { // the test's own
 			r.ForgeEnv = append(r.ForgeEnv, name)
 		}
 	}

@@ -36,6 +36,7 @@ const (
 	envReason      = "_FORGE_USERNS_REASON"
 	envStage1      = "_FORGE_USERNS_STAGE1" // set only for the full-mode child's first exec
 	envParent      = "_FORGE_USERNS_PARENT" // the outer pid, consumed by the final child
+	envEarly       = "_FORGE_USERNS_EARLY"  // "0": early.c leaves the namespace to Enter
 	selfExe        = "/proc/self/exe"
 	syncFD         = 3 // the stage-1 pipe: the child's first ExtraFiles entry
 )

@@ -156,7 +156,9 @@ func (u unprivUser) pathDir(t *testing.T, commands []string, scripts map[string]
 // probe is the command that runs the probe as the user with only PATH set.
 func (u unprivUser) probe(ctx context.Context, path string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, u.bin, args...)
-	cmd.Env = []string{probeEnv + "=1", "PATH=" + path, "HOME=" + u.work}
+	// The Go way in: a test binary built with cgo links early.c, which would otherwise
+	// take `info` for forge's command and enter the namespace before Enter runs.
+	cmd.Env = []string{probeEnv + "=1", "PATH=" + path, "HOME=" + u.work, envEarly + "=0"}
 	cmd.Dir = u.work
 	if u.asRoot {
 		cred := &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}

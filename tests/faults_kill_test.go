@@ -106,6 +106,7 @@ type killer struct {
 	s      *store
 	rng    *mathrand.Rand
 	landed int // kills that reached a running forge
+	kills  int // killAt calls: every other one kills the outer of two forge processes
 }
 
 func (k *killer) timed(f func()) time.Duration {
@@ -114,11 +115,16 @@ func (k *killer) timed(f func()) time.Duration {
 	return time.Since(start)
 }
 
-// killAt starts forge with args and SIGKILLs it (its outer process, as the OOM killer or
+// killAt starts forge with args and SIGKILLs the process it started (as the OOM killer or
 // a CI runner would) at a random moment within span; it returns what forge printed.
 func (k *killer) killAt(span time.Duration, args ...string) result {
 	k.t.Helper()
 	delay := time.Duration(k.rng.Int64N(int64(span)))
+	k.kills++
+	if k.kills%2 == 0 { // the way in where forge cannot enter its namespace early
+		k.s.env[earlyEnv] = "0"
+		defer delete(k.s.env, earlyEnv)
+	}
 	p := budStart(k.t, k.s, args...)
 	select {
 	case <-p.done:
@@ -129,7 +135,7 @@ func (k *killer) killAt(span time.Duration, args ...string) result {
 		<-p.done
 	}
 	r := result{args: args, stdout: p.out.String(), code: p.cmd.ProcessState.ExitCode()}
-	k.t.Logf("forge %s: killed after %v (exit %d)", args[0], delay.Round(time.Millisecond), r.code)
+	k.t.Logf("forge %s: killed after %v (exit %d, %s=%s)", args[0], delay.Round(time.Millisecond), r.code, earlyEnv, k.s.env[earlyEnv])
 	return r
 }
 

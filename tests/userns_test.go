@@ -36,6 +36,11 @@ func TestUserNamespaceOneProcess(t *testing.T) {
 	if caller, parent := pids(""); caller != parent {
 		t.Errorf("forge started as pid %s, but the command in its namespace has the parent %s: two forge processes", caller, parent)
 	}
+	s.env[earlyEnv] = ""
+	// ps, pgrep and top still show it by its name.
+	if r := s.run(t, "unshare", "sh", "-c", "cat /proc/$PPID/comm"); !strings.HasSuffix(r.stdout, filepath.Base(e2e.Bin)+"\n") {
+		t.Errorf("forge's process name, seen from its namespace: want %q: %v", filepath.Base(e2e.Bin), r)
+	}
 	if caller, parent := pids("0"); caller == parent {
 		t.Errorf("with %s=0 forge must still start a second process (pid %s)", earlyEnv, caller)
 	}
@@ -58,7 +63,10 @@ func TestUserNamespaceOneProcess(t *testing.T) {
 }
 
 // TestUserNamespaceHelperFails: when newuidmap refuses, forge says which command failed,
-// how, and what it printed, on one line, and exits 1, whichever way it entered.
+// how, and what it printed, on one line, and exits 1, whichever way it entered; the pid
+// in the message is the forge the caller started when it enters early. A caller that
+// ignores SIGCHLD (kept across exec) does not hide the failure, and --help needs no
+// namespace.
 func TestUserNamespaceHelperFails(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root needs no user namespace")
@@ -71,12 +79,21 @@ func TestUserNamespaceHelperFails(t *testing.T) {
 	}
 	s := newStore(t)
 	s.env["PATH"] = dir + string(filepath.ListSeparator) + os.Getenv("PATH")
+	// (A shell's trap '' CHLD does not reach the program it executes; perl's does.)
+	s.wrap = []string{"perl", "-e", `$SIG{CHLD} = "IGNORE"; print STDERR "$$\n"; exec(@ARGV) or die`}
 	for _, env := range []string{"", "0"} {
 		s.env[earlyEnv] = env
 		r := s.run(t, "images")
 		line := oneLineError(t, r, fake+" ")
 		if want := ": exit status 3: newuidmap: range refused"; !strings.Contains(line, want) || r.code != 1 {
 			t.Errorf("%s=%q: want exit 1 and %q in the error: %v", earlyEnv, env, want, r)
+		}
+		caller := strings.Fields(r.stderr)[0]
+		if early := strings.Contains(line, fake+" "+caller+" "); early != (env == "") {
+			t.Errorf("%s=%q: the map was written for the caller's pid %s: %v, want %v", earlyEnv, env, caller, early, env == "")
+		}
+		if r := s.run(t, "images", "--help"); r.code != 0 || !strings.Contains(r.stdout, "forge images") {
+			t.Errorf("%s=%q: forge images --help: %v", earlyEnv, env, r)
 		}
 	}
 }
