@@ -13,7 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker/reference"
+	"go.podman.io/image/v5/manifest"
 	istorage "go.podman.io/image/v5/storage"
 	cstorage "go.podman.io/storage"
 )
@@ -144,6 +147,9 @@ func baseName(image string) string {
 
 // ImageConfig reads the configuration of a local image.
 func (s *Store) ImageConfig(ctx context.Context, imageID string) (ImageConfig, error) {
+	if blob := s.storedConfig(imageID); blob != nil {
+		return ParseImageConfig(blob)
+	}
 	ref, err := istorage.Transport.NewStoreReference(s.store, nil, imageID)
 	if err != nil {
 		return ImageConfig{}, err
@@ -158,6 +164,32 @@ func (s *Store) ImageConfig(ctx context.Context, imageID string) (ImageConfig, e
 		return ImageConfig{}, fmt.Errorf("read config of image %s: %w", imageID, err)
 	}
 	return ParseImageConfig(blob)
+}
+
+// storedConfig reads the config of an image with an OCI or Docker schema 2 manifest
+// straight from the store, where image/v5 keeps it under its digest, checked against
+// that digest: a cached build reads one per step, and opening the image through image/v5
+// first sums its layers' sizes and parses the manifest twice. It returns nil for any other
+// image (a manifest list or schema 1), which ImageConfig leaves to image/v5.
+func (s *Store) storedConfig(imageID string) []byte {
+	m, err := s.store.ImageBigData(imageID, cstorage.ImageDigestBigDataKey)
+	if err != nil {
+		return nil
+	}
+	if t := manifest.GuessMIMEType(m); t != imgspecv1.MediaTypeImageManifest && t != manifest.DockerV2Schema2MediaType {
+		return nil
+	}
+	var parsed struct {
+		Config struct{ Digest digest.Digest }
+	}
+	if json.Unmarshal(m, &parsed) != nil || parsed.Config.Digest.Validate() != nil {
+		return nil
+	}
+	blob, err := s.store.ImageBigData(imageID, parsed.Config.Digest.String())
+	if err != nil || parsed.Config.Digest.Algorithm().FromBytes(blob) != parsed.Config.Digest {
+		return nil
+	}
+	return blob
 }
 
 // Container finds a working container by name or ID.

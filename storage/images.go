@@ -76,6 +76,11 @@ func (s *Store) Tag(ctx context.Context, image string, names ...string) error {
 		}
 		full = append(full, named.String())
 	}
+	// A name belongs to one image at most, so one this image has already is on no other:
+	// a rebuild that ends with the same image need not rewrite the store's image list.
+	if !slices.ContainsFunc(full, func(n string) bool { return !slices.Contains(img.Names, n) }) {
+		return nil
+	}
 	if err := s.store.AddNames(img.ID, full); err != nil {
 		return fmt.Errorf("tag %s: %w", image, err)
 	}
