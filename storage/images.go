@@ -23,7 +23,7 @@ type Image struct {
 	Names   []string  `json:"names"`
 	Digest  string    `json:"digest"`
 	Created time.Time `json:"created"`
-	Size    int64     `json:"size"`
+	Size    int64     `json:"size"` // -1 when unknown; Pull leaves it 0
 }
 
 // Images lists the local images, newest first; build cache entries only with all.
@@ -47,15 +47,21 @@ func (s *Store) Images(ctx context.Context, all bool) ([]Image, error) {
 }
 
 func (s *Store) describe(img *cstorage.Image) Image {
-	size, err := s.store.ImageSize(img.ID)
-	if err != nil {
-		size = -1
+	d := summary(img)
+	var err error
+	if d.Size, err = s.store.ImageSize(img.ID); err != nil {
+		d.Size = -1
 	}
+	return d
+}
+
+// summary is describe without the size, which sums the sizes of every layer.
+func summary(img *cstorage.Image) Image {
 	names := img.Names
 	if names == nil {
 		names = []string{}
 	}
-	return Image{ID: img.ID, Names: names, Digest: img.Digest.String(), Created: img.Created, Size: size}
+	return Image{ID: img.ID, Names: names, Digest: img.Digest.String(), Created: img.Created}
 }
 
 // Tag adds names to a local image; short names get the localhost/ prefix.

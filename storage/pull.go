@@ -53,7 +53,8 @@ type PullOptions struct {
 }
 
 // Pull copies an image into the store. name is a short name (resolved through
-// registries.conf), a full reference, or any containers-transports reference.
+// registries.conf), a full reference, or any containers-transports reference. The image
+// it returns has no Size: a build that finds its base in the store need not sum it.
 func (s *Store) Pull(ctx context.Context, name string, o PullOptions) (*Image, error) {
 	sys, err := s.systemContext(o.Registry)
 	if err != nil {
@@ -70,7 +71,7 @@ func (s *Store) Pull(ctx context.Context, name string, o PullOptions) (*Image, e
 	}
 	if o.Policy != PullAlways {
 		if img, err := s.lookup(sys, name); err == nil {
-			d := s.describe(img)
+			d := summary(img)
 			return &d, nil
 		} else if !errors.Is(err, ErrImageUnknown) {
 			return nil, err
@@ -187,7 +188,7 @@ func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.
 	if err != nil {
 		return nil, fmt.Errorf("find pulled image: %w", err)
 	}
-	d := s.describe(img)
+	d := summary(img)
 	return &d, nil
 }
 
