@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
@@ -140,11 +141,14 @@ func (r *ignoreRules) mayReinclude(dir string) bool {
 // slash path): it has more segments than dir and its leading ones match dir's, or it
 // holds `**`, or characters the matcher passes on into its regular expression with a
 // meaning of their own there (`|`, `(`, `+`, a backslash before a letter, ...), which
-// the segment-wise test below cannot follow: such a directory is walked.
+// the segment-wise test below cannot follow: such a directory is walked. So is one when
+// the pattern or the directory is not UTF-8: the matcher's regular expression reads every
+// invalid byte as U+FFFD, so that `\xff` matches `\xb0` there and not in path.Match.
 func mayMatchBelow(patterns []string, dir string) bool {
 	dirParts := strings.Split(dir, "/")
 	for _, pat := range patterns {
-		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `|()+{}^\`) {
+		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `|()+{}^\`) ||
+			!utf8.ValidString(pat) || !utf8.ValidString(dir) {
 			return true
 		}
 		parts := strings.Split(pat, "/")
@@ -153,7 +157,11 @@ func mayMatchBelow(patterns []string, dir string) bool {
 		}
 		below := true
 		for i, d := range dirParts {
-			if ok, _ := path.Match(parts[i], d); !ok {
+			ok, err := path.Match(parts[i], d)
+			if err != nil {
+				return true // a segment path.Match cannot read, as a class holding "/" cut in two
+			}
+			if !ok {
 				below = false
 				break
 			}
