@@ -142,12 +142,14 @@ func (r *ignoreRules) mayReinclude(dir string) bool {
 // holds `**`, or characters the matcher passes on into its regular expression with a
 // meaning of their own there (`|`, `(`, `+`, a backslash before a letter, ...), which
 // the segment-wise test below cannot follow: such a directory is walked. So is one when
-// the pattern or the directory is not UTF-8: the matcher's regular expression reads every
-// invalid byte as U+FFFD, so that `\xff` matches `\xb0` there and not in path.Match.
+// the pattern has a character class (the expression keeps `[...]` as it is, so a class
+// can match "/", by a range across it or as `[/b]`, and `[[:alpha:]]` is a POSIX class
+// there and a set in path.Match), or when the pattern or the directory is not UTF-8 (the
+// expression reads every invalid byte as U+FFFD, so `\xff` matches `\xb0` there).
 func mayMatchBelow(patterns []string, dir string) bool {
 	dirParts := strings.Split(dir, "/")
 	for _, pat := range patterns {
-		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `|()+{}^\`) ||
+		if strings.Contains(pat, "**") || strings.ContainsAny(pat, `|()+{}^\[`) ||
 			!utf8.ValidString(pat) || !utf8.ValidString(dir) {
 			return true
 		}
@@ -157,11 +159,7 @@ func mayMatchBelow(patterns []string, dir string) bool {
 		}
 		below := true
 		for i, d := range dirParts {
-			ok, err := path.Match(parts[i], d)
-			if err != nil {
-				return true // a segment path.Match cannot read, as a class holding "/" cut in two
-			}
-			if !ok {
+			if ok, _ := path.Match(parts[i], d); !ok {
 				below = false
 				break
 			}

@@ -166,6 +166,13 @@ func TestMayReinclude(t *testing.T) {
 		{[]string{"*", "!*/keep"}, "x/y", false},
 		{[]string{"*", "!*.md"}, "node_modules", false},
 		{[]string{"*", "!src"}, "src", false}, // src itself matched: decided by its own match
+		// The matcher's regular expression reads these differently from path.Match.
+		{[]string{"*", "!*\xff/*e*"}, "\xb0", true}, // invalid UTF-8: any such byte is U+FFFD
+		{[]string{"[b]x", "![/b]x/y"}, "bx", true},  // a class holding "/"
+		{[]string{"*", "!a[.-0]b"}, "a", true},      // a range across "/"
+		{[]string{"*", "!a[!-0]b/c"}, "a/b", true},
+		{[]string{"*", "!d[[:alpha:]]/x"}, "dx", true}, // POSIX classes
+		{[]string{"*", "!a[[:punct:]]b"}, "a", true},
 	}
 	for _, tt := range tests {
 		r, err := newIgnoreRules(tt.patterns)

@@ -27,6 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// glibc passes argc, argv and the environment to constructors; other C libraries do not,
+// and forge built with one of them has no early entry.
+#ifdef __GLIBC__
+
 // The environment the Go side reads inside the namespace (rootless/userns.go).
 #define ENV_CONFIGURED "_CONTAINERS_USERNS_CONFIGURED"
 #define ENV_ROOTLESS_UID "_CONTAINERS_ROOTLESS_UID"
@@ -97,8 +101,10 @@ static int wants_namespace(int argc, char **argv) {
 		return 0;
 	}
 	for (i++; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-help") == 0) {
-			return 0; // help needs no namespace
+		const char *a = argv[i] + (argv[i][0] == '-') + (argv[i][0] == '-' && argv[i][1] == '-');
+		size_t n = strcspn(a, "=");
+		if (a != argv[i] && ((n == 1 && a[0] == 'h') || (n == 4 && strncmp(a, "help", 4) == 0))) {
+			return 0; // help (-h, --help, -help=true, ...) needs no namespace
 		}
 	}
 	return 1;
@@ -373,19 +379,24 @@ static size_t read_all(int fd, char *buf, size_t size) {
 // say: the command line, its exit status and its output, on one line.
 static int finish_helper(struct helper *h, char *msg, size_t size) {
 	char raw[1024], out[4096];
-	size_t n = read_all(h->out, raw, sizeof raw), k = 0;
+	size_t n = read_all(h->out, raw, sizeof raw), k = 0, i = 0;
 	close(h->out);
 	while (n > 0 && ascii_space(raw[n - 1])) {
 		n--;
 	}
-	// As main.go's oneLine: newlines become "; ", other control bytes are escaped.
-	for (size_t i = 0; i < n && k + 5 < sizeof out; i++) {
+	while (i < n && ascii_space(raw[i])) {
+		i++;
+	}
+	// As main.go's oneLine: newlines become "; ", other control bytes are escaped, and so
+	// is every byte outside ASCII (a helper's messages are ASCII; a C1 control or a stray
+	// byte must not reach the terminal).
+	for (; i < n && k + 5 < sizeof out; i++) {
 		unsigned char c = (unsigned char)raw[i];
 		if (c == '\n') {
 			k += (size_t)snprintf(out + k, sizeof out - k, "; ");
 		} else if (c == '\t') {
 			out[k++] = ' ';
-		} else if (c < 0x20 || c == 0x7f) {
+		} else if (c < 0x20 || c >= 0x7f) {
 			k += (size_t)snprintf(out + k, sizeof out - k, "\\x%02x", c);
 		} else {
 			out[k++] = (char)c;
@@ -503,8 +514,6 @@ static int enter_namespace(struct early_plan *p) {
 	return 1;
 }
 
-// glibc passes argc, argv and the environment to constructors; other C libraries do not.
-#ifdef __GLIBC__
 __attribute__((constructor)) static void forge_early_userns(int argc, char **argv, char **envp) {
 	const char *early = getenv(ENV_EARLY);
 	if (geteuid() == 0 || getuid() != geteuid() || getauxval(AT_SECURE) || getenv(ENV_CONFIGURED) ||

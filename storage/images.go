@@ -23,7 +23,7 @@ type Image struct {
 	Names   []string  `json:"names"`
 	Digest  string    `json:"digest"`
 	Created time.Time `json:"created"`
-	Size    int64     `json:"size"` // -1 when unknown; Pull leaves it 0
+	Size    int64     `json:"size"` // -1 when unknown, as in the image Pull returns
 }
 
 // Images lists the local images, newest first; build cache entries only with all.
@@ -61,7 +61,7 @@ func summary(img *cstorage.Image) Image {
 	if names == nil {
 		names = []string{}
 	}
-	return Image{ID: img.ID, Names: names, Digest: img.Digest.String(), Created: img.Created}
+	return Image{ID: img.ID, Names: names, Digest: img.Digest.String(), Created: img.Created, Size: -1}
 }
 
 // Tag adds names to a local image; short names get the localhost/ prefix.
@@ -82,9 +82,11 @@ func (s *Store) Tag(ctx context.Context, image string, names ...string) error {
 		}
 		full = append(full, named.String())
 	}
-	// A name belongs to one image at most, so one this image has already is on no other:
-	// a rebuild that ends with the same image need not rewrite the store's image list.
-	if !slices.ContainsFunc(full, func(n string) bool { return !slices.Contains(img.Names, n) }) {
+	// A name belongs to one image of the store at most, and AddNames puts the names given
+	// first: when the image's names start with these already, AddNames would change
+	// nothing, and a rebuild that ends with the same image need not rewrite the store's
+	// image list. (An image of a read-only store is copied up by AddNames.)
+	if !img.ReadOnly && len(img.Names) >= len(full) && slices.Equal(img.Names[:len(full)], full) {
 		return nil
 	}
 	if err := s.store.AddNames(img.ID, full); err != nil {

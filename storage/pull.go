@@ -54,7 +54,7 @@ type PullOptions struct {
 
 // Pull copies an image into the store. name is a short name (resolved through
 // registries.conf), a full reference, or any containers-transports reference. The image
-// it returns has no Size: a build that finds its base in the store need not sum it.
+// it returns has no Size (-1): a build that finds its base in the store need not sum it.
 func (s *Store) Pull(ctx context.Context, name string, o PullOptions) (*Image, error) {
 	sys, err := s.systemContext(o.Registry)
 	if err != nil {

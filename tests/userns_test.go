@@ -92,8 +92,10 @@ func TestUserNamespaceHelperFails(t *testing.T) {
 		if early := strings.Contains(line, fake+" "+caller+" "); early != (env == "") {
 			t.Errorf("%s=%q: the map was written for the caller's pid %s: %v, want %v", earlyEnv, env, caller, early, env == "")
 		}
-		if r := s.run(t, "images", "--help"); r.code != 0 || !strings.Contains(r.stdout, "forge images") {
-			t.Errorf("%s=%q: forge images --help: %v", earlyEnv, env, r)
+		for _, help := range []string{"--help", "-h", "-help", "--help=true"} {
+			if r := s.run(t, "images", help); r.code != 0 || !strings.Contains(r.stdout, "forge images") {
+				t.Errorf("%s=%q: forge images %s: %v", earlyEnv, env, help, r)
+			}
 		}
 	}
 }
