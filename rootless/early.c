@@ -44,6 +44,8 @@
 
 #define SUBUID "/etc/subuid"
 #define SUBGID "/etc/subgid"
+// The files make_plan reads; early_test.go's build points them elsewhere.
+static const char *early_passwd = "/etc/passwd", *early_subuid = SUBUID, *early_subgid = SUBGID;
 #define MAX_LINE 65536 // bufio.Scanner's limit: a longer line is an error for the Go code
 
 // The commands that enter the namespace (the ones that open the store), and the global
@@ -296,12 +298,12 @@ struct early_plan {
 };
 
 // make_plan fills p when the Go code would choose full mode; 0 means leave it to Go.
-static int make_plan(struct early_plan *p) {
-	p->uid = (unsigned)getuid();
-	p->gid = (unsigned)getgid();
+static int make_plan(struct early_plan *p, unsigned uid, unsigned gid) {
+	p->uid = uid;
+	p->gid = gid;
 	snprintf(p->who.uid, sizeof p->who.uid, "%u", p->uid);
 	// Without an entry, Go's os/user takes the name from $USER: leave that case to Go.
-	if (line_scan("/etc/passwd", passwd_line, &p->who) != 1) {
+	if (line_scan(early_passwd, passwd_line, &p->who) != 1) {
 		return 0;
 	}
 	p->uids.name = p->gids.name = p->who.name;
@@ -309,7 +311,7 @@ static int make_plan(struct early_plan *p) {
 	memcpy(p->gids.uid, p->who.uid, sizeof p->gids.uid);
 	return look_path("newuidmap", p->newuidmap, sizeof p->newuidmap) &&
 	       look_path("newgidmap", p->newgidmap, sizeof p->newgidmap) &&
-	       line_scan(SUBUID, subid_line, &p->uids) == 1 && line_scan(SUBGID, subid_line, &p->gids) == 1;
+	       line_scan(early_subuid, subid_line, &p->uids) == 1 && line_scan(early_subgid, subid_line, &p->gids) == 1;
 }
 
 // A helper is newuidmap or newgidmap writing one map of the process, run from a child
@@ -514,6 +516,7 @@ static int enter_namespace(struct early_plan *p) {
 	return 1;
 }
 
+#ifndef FORGE_EARLY_TEST
 __attribute__((constructor)) static void forge_early_userns(int argc, char **argv, char **envp) {
 	const char *early = getenv(ENV_EARLY);
 	if (geteuid() == 0 || getuid() != geteuid() || getauxval(AT_SECURE) || getenv(ENV_CONFIGURED) ||
@@ -522,7 +525,7 @@ __attribute__((constructor)) static void forge_early_userns(int argc, char **arg
 		return;
 	}
 	static struct early_plan p;
-	if (!make_plan(&p)) {
+	if (!make_plan(&p, (unsigned)getuid(), (unsigned)getgid())) {
 		return;
 	}
 	// The helpers' exit statuses are read with waitpid, which an ignored SIGCHLD (kept
@@ -538,4 +541,23 @@ __attribute__((constructor)) static void forge_early_userns(int argc, char **arg
 		exec_inside(argv, envp, &p);
 	}
 }
+#else
+// early-test PASSWD SUBUID SUBGID UID GID prints the plan make_plan makes from those files
+// ("full NAME UIDSTART UIDCOUNT GIDSTART GIDCOUNT") or "go", for early_test.go to hold
+// against the Go code's.
+int main(int argc, char **argv) {
+	if (argc != 6) {
+		return 2;
+	}
+	early_passwd = argv[1], early_subuid = argv[2], early_subgid = argv[3];
+	static struct early_plan p;
+	if (!make_plan(&p, (unsigned)strtoul(argv[4], NULL, 10), (unsigned)strtoul(argv[5], NULL, 10))) {
+		puts("go");
+		return 0;
+	}
+	printf("full %s %llu %llu %llu %llu\n", p.who.name, (unsigned long long)p.uids.start, (unsigned long long)p.uids.count,
+	       (unsigned long long)p.gids.start, (unsigned long long)p.gids.count);
+	return 0;
+}
+#endif
 #endif

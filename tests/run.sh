@@ -20,8 +20,9 @@ cd "$(dirname "$0")/.."
 
 TAGS="containers_image_openpgp containers_image_docker_daemon_stub exclude_graphdriver_zfs exclude_graphdriver_btrfs"
 # libbtrfs-dev and libgpgme-dev: the C headers that let plain `go vet ./...` and `go build ./...`
-# (without the Makefile's tags) compile the storage and image libraries.
-PACKAGES=(uidmap docker-registry skopeo umoci busybox-static apache2-utils procps mmdebstrap libbtrfs-dev libgpgme-dev)
+# (without the Makefile's tags) compile the storage and image libraries. gcc and libc6-dev:
+# `make build` links with cgo, and rootless's unit tests compile early.c on its own.
+PACKAGES=(uidmap docker-registry skopeo umoci busybox-static apache2-utils procps mmdebstrap libbtrfs-dev libgpgme-dev gcc libc6-dev)
 TEST_USER=forgetest
 DENIED_DIR=/var/lib/forge-e2e-denied # root-owned 0700: a --root the test user cannot create
 SMALL_FS_SIZE=64m                    # the tmpfs of the full-disk tests, $WORK/smallfs
