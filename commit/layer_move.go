@@ -75,7 +75,7 @@ func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (lay
 		m.restore(out.Target)
 		return nil, true, errors.Join(err, st.CleanupStagedLayer(out))
 	}
-	layer, err = st.ApplyStagedLayer(cstorage.ApplyStagedLayerOptions{
+	layer, err = storage.ApplyStagedLayer(st, cstorage.ApplyStagedLayerOptions{
 		ID:          stringid.GenerateRandomID(),
 		ParentLayer: c.ParentLayer,
 		DiffOutput:  out,

@@ -233,7 +233,7 @@ func applyStaged(st cstorage.Store, ids []string, have int, staged []*graphdrive
 		if _, err := st.Layer(id); err == nil {
 			id = stringid.GenerateRandomID() // the ID is taken by other content
 		}
-		if _, err := st.ApplyStagedLayer(cstorage.ApplyStagedLayerOptions{
+		if _, err := ApplyStagedLayer(st, cstorage.ApplyStagedLayerOptions{
 			ID: id, ParentLayer: parent, DiffOutput: staged[i],
 			LayerOptions: &cstorage.LayerOptions{
 				OriginalDigest: layers[i].Digest, OriginalSize: &layers[i].Size,
@@ -243,7 +243,6 @@ func applyStaged(st cstorage.Store, ids []string, have int, staged []*graphdrive
 			return fmt.Errorf("store layer %s: %w", layers[i].Digest, err)
 		}
 		ids[i] = id
-		staged[i].TarSplit.Close()
 		staged[i] = nil // the store has it now
 	}
 	return nil
