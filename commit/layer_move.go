@@ -81,6 +81,11 @@ func moveLayer(ctx context.Context, s *storage.Store, c *storage.Container) (lay
 		DiffOutput:  out,
 	})
 	if err != nil {
+		if _, serr := os.Lstat(out.Target); serr == nil {
+			// The store did not take the staging directory (or never got it).
+			m.restore(out.Target)
+			err = errors.Join(err, st.CleanupStagedLayer(out))
+		}
 		return nil, true, fmt.Errorf("store layer: %w", err)
 	}
 	return layer, true, nil

@@ -57,7 +57,7 @@ func (s *Store) Push(ctx context.Context, image, dest string, o PushOptions) (di
 		return "", fmt.Errorf("push %s: %w", image, err)
 	}
 	err = transfer(ctx, sys, o.Registry, destRef, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
-		return s.copyImage(ctx, sys, destRef, releasingRef{src}, copyOptions{progress: o.Progress, manifestType: manifestType, seen: seen})
+		return s.copyImage(ctx, sys, destRef, withReleasing(src, img), copyOptions{progress: o.Progress, manifestType: manifestType, seen: seen})
 	})
 	if err != nil {
 		return "", fmt.Errorf("push %s to %s: %w", image, transports.ImageName(destRef), err)
