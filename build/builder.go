@@ -56,7 +56,7 @@ func newBuilder(ctx context.Context, s *storage.Store, o Options) (*builder, err
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	b.remote = newRemoteCache(s, o, b.log, b.out)
+	b.remote = newRemoteCache(ctx, s, o, b.log, b.out)
 	contextDir := o.ContextDir
 	if contextDir == "" {
 		contextDir = "."

@@ -33,6 +33,15 @@ type remoteCache struct {
 	// pushed are the entries --cache-to pushed, per stage, in build order: linked when
 	// the build ends (see link).
 	pushed map[int][]storage.CacheLink
+	// pushes are the steps record queued, pushed in order by one goroutine while the build
+	// goes on; pushCtx is the build's context (not a stage's, which ends with the stage).
+	// qmu guards pushes and queueClosed; the pusher never takes it, so record may wait
+	// on a full queue holding it.
+	qmu         sync.Mutex
+	pushes      chan pushJob
+	queueClosed bool
+	pushing     sync.WaitGroup
+	pushCtx     context.Context
 	// chains are the entries the --cache-from registries' entries listed as following
 	// them, by registry, read ahead in the background.
 	chains map[string]*cacheChain
@@ -43,6 +52,12 @@ type remoteCache struct {
 	fetchCtx context.Context
 	cancel   context.CancelFunc
 	closed   bool // close ran: no more reads start
+}
+
+// pushJob is a step's image for --cache-to.
+type pushJob struct {
+	stage   int
+	id, key string
 }
 
 // cacheChain is what one --cache-from registry's entries listed: the following entries,
@@ -70,7 +85,7 @@ const (
 	readWindow = 8
 )
 
-func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer) *remoteCache {
+func newRemoteCache(ctx context.Context, s *storage.Store, o Options, log *slog.Logger, out io.Writer) *remoteCache {
 	if o.CacheTo == "" && len(o.CacheFrom) == 0 {
 		return nil
 	}
@@ -84,7 +99,7 @@ func newRemoteCache(s *storage.Store, o Options, log *slog.Logger, out io.Writer
 	reg.Retry = 0
 	c := &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
 		log: log, out: out, broken: map[string]bool{}, pushed: map[int][]storage.CacheLink{},
-		chains: map[string]*cacheChain{}, slots: make(chan struct{}, readAhead)}
+		chains: map[string]*cacheChain{}, slots: make(chan struct{}, readAhead), pushCtx: ctx}
 	c.fetchCtx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -294,20 +309,46 @@ func (c *remoteCache) pull(ctx context.Context, e *remoteEntry) (string, error) 
 	return id, nil
 }
 
-// record pushes a step's image of stage to the --cache-to registry.
-func (c *remoteCache) record(ctx context.Context, stage int, id, key string) {
+// record queues a step's image of stage for the --cache-to registry. The pushes run one
+// at a time, in build order, while the build goes on: a push takes longer than a small
+// step, and the two use different resources (the registry and compression against the
+// step's process and the store). close waits for them.
+func (c *remoteCache) record(stage int, id, key string) {
 	if c == nil || c.to == "" || c.isBroken(c.to) {
 		return
 	}
-	d, err := c.store.Push(ctx, id, "docker://"+cacheName(c.to, key), storage.PushOptions{Registry: c.reg})
-	if err != nil {
-		c.fail(c.to, "--cache-to", err)
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.queueClosed {
 		return
 	}
-	if d != "" {
-		c.mu.Lock()
-		c.pushed[stage] = append(c.pushed[stage], storage.CacheLink{Key: cacheTag(key), Digest: d})
-		c.mu.Unlock()
+	if c.pushes == nil {
+		c.pushes = make(chan pushJob, 64)
+		c.pushing.Add(1)
+		go c.pushAll()
+	}
+	c.pushes <- pushJob{stage: stage, id: id, key: key}
+}
+
+// pushAll pushes the queued images, in order, until close closes the queue.
+func (c *remoteCache) pushAll() {
+	defer c.pushing.Done()
+	for j := range c.pushes {
+		if c.isBroken(c.to) || c.pushCtx.Err() != nil {
+			continue
+		}
+		d, err := c.store.Push(c.pushCtx, j.id, "docker://"+cacheName(c.to, j.key), storage.PushOptions{Registry: c.reg})
+		if err != nil {
+			if c.pushCtx.Err() == nil {
+				c.fail(c.to, "--cache-to", err)
+			}
+			continue
+		}
+		if d != "" {
+			c.mu.Lock()
+			c.pushed[j.stage] = append(c.pushed[j.stage], storage.CacheLink{Key: cacheTag(j.key), Digest: d})
+			c.mu.Unlock()
+		}
 	}
 }
 
@@ -328,7 +369,9 @@ func (c *remoteCache) link(ctx context.Context) {
 	}
 }
 
-// close stops the reads ahead and closes their clients. It may be called again.
+// close stops the reads ahead and closes their clients, and waits for the queued pushes
+// (a build that failed keeps the entries of the steps that succeeded). It may be called
+// again.
 func (c *remoteCache) close() {
 	if c == nil {
 		return
@@ -341,6 +384,13 @@ func (c *remoteCache) close() {
 	c.closed = true
 	c.cancel()
 	c.mu.Unlock()
+	c.qmu.Lock()
+	c.queueClosed = true
+	if c.pushes != nil {
+		close(c.pushes)
+	}
+	c.qmu.Unlock()
+	c.pushing.Wait()
 	c.fetch.Wait()
 	for _, ch := range c.chains {
 		if ch.repo != nil {

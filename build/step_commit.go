@@ -167,7 +167,7 @@ func (r *stageRun) commitStep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.b.remote.record(ctx, r.index, id, r.key)
+	r.b.remote.record(r.index, id, r.key)
 	fmt.Fprintf(r.b.out, "--> %s\n", shortID(id))
 	r.b.removeContainer(r.ctr)
 	r.ctr = nil

@@ -437,3 +437,33 @@ func TestBudRegistryCacheMirror(t *testing.T) {
 		t.Errorf("the cache was not read through the docker.io mirror: image %s, want %s:\n%s\n%s", idB, idA, r.stdout, r.stderr)
 	}
 }
+
+// A build that fails still leaves the entries of the steps before the failure in the
+// --cache-to registry (they are pushed while the build goes on, and waited for), and
+// another runner takes those steps from it.
+func TestBudRegistryCacheFailedBuild(t *testing.T) {
+	t.Parallel()
+	needE2E(t)
+	steps := "FROM busybox\nRUN echo $((10+1))-ran > /one && cat /one\nRUN echo $((20+2))-ran > /two && cat /two\n"
+	failing := budContext(t, steps+"RUN echo giving up && exit 3\n", nil)
+	cache := e2e.Registry + "/" + uniqueRepo("cache")
+
+	a := newStore(t)
+	first := a.run(t, "bud", "--tls-verify=false", "--cache-to", cache, failing)
+	if first.code == 0 || !strings.Contains(first.stdout+first.stderr, "giving up") {
+		t.Fatalf("the failing build: %v", first)
+	}
+	if tags := cacheTags(t, cache); len(tags) != 2 {
+		t.Errorf("the cache repository has %d entries after the failed build, want 2 (the RUN steps before the failure): %v", len(tags), tags)
+	}
+
+	fixed := budContext(t, steps+"RUN echo $((30+3))-ran > /three && cat /three\n", nil)
+	b := newStore(t)
+	second := b.run(t, "bud", "--tls-verify=false", "--cache-from", cache, fixed)
+	if second.code != 0 {
+		t.Fatalf("build with --cache-from: %v", second)
+	}
+	if strings.Contains(second.stdout, "11-ran") || strings.Contains(second.stdout, "22-ran") || !strings.Contains(second.stdout, "33-ran") {
+		t.Errorf("want the first two RUN steps from the cache registry and the third run:\n%s", second.stdout)
+	}
+}
