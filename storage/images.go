@@ -226,11 +226,6 @@ func (s *Store) Inspect(ctx context.Context, name string) (*ImageDetails, error)
 // manifest list the image was pulled through, or nil. metadata, when not empty, is the
 // image's store metadata (CacheMetadata), set on an image that existed already too. reused is true when an image with
 // that config digest existed already.
-//
-// A build step's image (metadata set) has one manifest, kept under the key image/v5 reads
-// when no digest is asked for, which also lists its digest in the image's digests; the
-// copy under the digest's own key, which only an image with several manifests needs, is
-// left out: every key written is one more rewrite of the store's image list.
 func RecordImage(st cstorage.Store, top string, created time.Time, config, manifestBlob, list []byte, metadata string) (id string, reused bool, err error) {
 	configDigest := digest.FromBytes(config)
 	manifestDigest, err := manifest.Digest(manifestBlob)
@@ -244,13 +239,9 @@ func RecordImage(st cstorage.Store, top string, created time.Time, config, manif
 		Metadata:     metadata,
 		BigData: []cstorage.ImageBigDataOption{
 			{Key: configDigest.String(), Data: config, Digest: configDigest},
+			{Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + manifestDigest.String(), Data: manifestBlob, Digest: manifestDigest},
 			{Key: cstorage.ImageDigestBigDataKey, Data: manifestBlob, Digest: manifestDigest},
 		},
-	}
-	byDigest := cstorage.ImageBigDataOption{
-		Key: cstorage.ImageDigestManifestBigDataNamePrefix + "-" + manifestDigest.String(), Data: manifestBlob, Digest: manifestDigest}
-	if metadata == "" {
-		o.BigData = append(o.BigData, byDigest)
 	}
 	if list != nil {
 		listDigest, err := manifest.Digest(list)
@@ -272,9 +263,6 @@ func RecordImage(st cstorage.Store, top string, created time.Time, config, manif
 			if err := st.SetMetadata(id, metadata); err != nil {
 				return "", false, fmt.Errorf("record metadata of image %s: %w", id, err)
 			}
-		}
-		if metadata != "" && !slices.Contains(img.Digests, manifestDigest) {
-			o.BigData = append(o.BigData, byDigest) // a second manifest: kept under its digest
 		}
 		for _, b := range o.BigData {
 			if !slices.Contains(img.BigDataNames, b.Key) {
