@@ -67,26 +67,39 @@ func (c *Context) Digest(ctx context.Context, sources []string, opts DigestOptio
 	return d.Digest(), nil
 }
 
+// sumBatch is how many entries sumSource holds at once: their files are summed in
+// parallel, then written in order. Holding a large context's every entry (its stat data
+// and two paths each) was the largest part of a build's memory.
+const sumBatch = 1024
+
 // sumSource writes one resolved source: its name in the destination, then its entries.
 func sumSource(ctx context.Context, h hash.Hash, r sourceRoot, s source, cache *DigestCache) error {
-	var entries []entry
+	fmt.Fprintf(h, "source\x00%s\x00", s.name)
+	entries := make([]entry, 0, sumBatch)
+	flush := func() error {
+		sums, err := fileSums(ctx, entries, cache)
+		if err != nil {
+			return err
+		}
+		for i, e := range entries {
+			if err := sumEntry(h, e, sums[i]); err != nil {
+				return err
+			}
+		}
+		clear(entries) // no stat data kept alive by the slice's spare room
+		entries = entries[:0]
+		return nil
+	}
 	if err := r.walk(ctx, s, func(e entry) error {
 		entries = append(entries, e)
+		if len(entries) == sumBatch {
+			return flush()
+		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	sums, err := fileSums(ctx, entries, cache)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(h, "source\x00%s\x00", s.name)
-	for i, e := range entries {
-		if err := sumEntry(h, e, sums[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flush()
 }
 
 // fileSums sums the contents of the regular files among entries, several at a time (the
