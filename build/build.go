@@ -82,7 +82,10 @@ func Build(ctx context.Context, s *storage.Store, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b.remote.close() // no step looks anything up any more
+	b.remote.close() // no step looks anything up any more; the pushes have ended
+	if ctx.Err() != nil {
+		return "", context.Cause(ctx) // interrupted while the pushes ran
+	}
 	b.remote.link(ctx)
 	b.warnUnusedArgs()
 	return b.finish(ctx, res)

@@ -355,7 +355,7 @@ func (c *remoteCache) pushAll() {
 // link writes into each entry --cache-to pushed the list of the entries its stage pushed
 // after it (storage.LinkCacheEntries), once the build has succeeded.
 func (c *remoteCache) link(ctx context.Context) {
-	if c == nil || c.to == "" || c.isBroken(c.to) {
+	if c == nil || c.to == "" || c.isBroken(c.to) || ctx.Err() != nil {
 		return
 	}
 	for _, entries := range c.pushed {
@@ -387,6 +387,9 @@ func (c *remoteCache) close() {
 	c.qmu.Lock()
 	c.queueClosed = true
 	if c.pushes != nil {
+		if n := len(c.pushes); n > 0 && !c.isBroken(c.to) && c.pushCtx.Err() == nil {
+			fmt.Fprintf(c.out, "Waiting for the --cache-to pushes of %d more steps\n", n)
+		}
 		close(c.pushes)
 	}
 	c.qmu.Unlock()
