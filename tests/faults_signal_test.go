@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -97,6 +98,33 @@ func TestSignalStopsTransfer(t *testing.T) {
 			r := stopWhenStalled(t, p, proxy, sc.sig)
 			if line := oneLineErrorOf(t, r, sc.code); !strings.Contains(line, sc.name) {
 				t.Errorf("error line does not name the signal %s: %s", sc.name, line)
+			}
+		})
+	}
+}
+
+// TestSignalStopsCachePushes: SIGINT or SIGTERM while the end of a build waits for its
+// --cache-to pushes (held up by the registry) makes forge exit 130 or 143 naming the
+// signal, without tagging the image.
+func TestSignalStopsCachePushes(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	for i, sc := range signalCases {
+		t.Run(sc.name, func(t *testing.T) {
+			proxy := faultproxy.Start(e2e.Registry, faultproxy.Rule{PathContains: "/blobs/uploads/", Fault: faultproxy.Stall, Times: 1000})
+			defer proxy.Close()
+			ctx := budContext(t, fmt.Sprintf("FROM busybox\nRUN echo %d > /one\nRUN echo two > /two\nRUN echo three > /three\n", 7300+i), nil)
+			name := "localhost/" + uniqueRepo("signal")
+			p := budStart(t, s, "bud", "--tls-verify=false", "--cache-to", proxy.Addr+"/"+uniqueRepo("cache"), "-t", name, ctx)
+			// The first step's push stalls: the two after it are still queued.
+			r := stopWith(t, p, sc.sig, "Waiting for the --cache-to pushes of 2 more steps")
+			if line := oneLineErrorOf(t, r, sc.code); !strings.Contains(line, sc.name) {
+				t.Errorf("error line does not name the signal %s: %s", sc.name, line)
+			}
+			for _, img := range s.images(t) {
+				if slices.Contains(img.Names, name+":latest") {
+					t.Errorf("the interrupted build tagged its image %s: %v", name, img)
+				}
 			}
 		})
 	}
