@@ -154,21 +154,46 @@ func isSparse(hdr *tar.Header) bool {
 
 // relink makes the first name (in the sorted order) of each hard-linked file the one
 // that carries its contents and the others links to it, so that no link comes before the
-// file it names. A link to a file not in this tar (in a layer below) is left as it is.
+// file it names. A link to a name that is itself a link here names the same file: it is
+// followed to the end of the chain. A link to a file not in this tar (in a layer below)
+// keeps naming it, directly.
 func relink(entries []spooledEntry) {
 	index := make(map[string]int, len(entries))
 	for i, e := range entries {
 		index[e.hdr.Name] = i
+	}
+	// final follows a chain of links to the name that holds the file; false for a cycle.
+	final := func(name string) (string, bool) {
+		for range len(entries) + 1 {
+			i, ok := index[name]
+			if !ok || entries[i].hdr.Typeflag != tar.TypeLink {
+				return name, true
+			}
+			name = entries[i].hdr.Linkname
+		}
+		return "", false
 	}
 	groups := map[int][]int{} // the file's entry -> its links' entries
 	for i, e := range entries {
 		if e.hdr.Typeflag != tar.TypeLink {
 			continue
 		}
+		target, ok := final(e.hdr.Linkname)
+		if !ok {
+			continue
+		}
+		file, here := index[target]
+		if !here {
+			if target != e.hdr.Linkname {
+				link := cloneHeader(e.hdr)
+				link.Linkname = target
+				entries[i].hdr = link
+			}
+			continue
+		}
 		// The target may be any non-directory: the store writes a second name of a
 		// symlink, device or FIFO as a hard link too.
-		file, ok := index[e.hdr.Linkname]
-		if !ok || entries[file].hdr.Typeflag == tar.TypeDir || entries[file].hdr.Typeflag == tar.TypeLink {
+		if entries[file].hdr.Typeflag == tar.TypeDir {
 			continue
 		}
 		groups[file] = append(groups[file], i)

@@ -466,3 +466,38 @@ func TestReproducibleTarWhiteoutLinkname(t *testing.T) {
 		t.Errorf("whiteouts with a leftover link name give other bytes than plain ones")
 	}
 }
+
+// TestReproducibleTarLinkChains: a hard link to a name that is itself a hard link names
+// the same file; after the rewrite every link names the entry that holds the contents,
+// which comes first, and a chain that leaves the tar names its end directly.
+func TestReproducibleTarLinkChains(t *testing.T) {
+	t.Parallel()
+	in := writeRaw(t, []rawEntry{
+		{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "m", Linkname: "n"}},
+		{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "n", Mode: 0o644}, body: "data"},
+		{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "d/c", Linkname: "m"}},
+		{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "x", Linkname: "below"}},
+		{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "w", Linkname: "x"}},
+	})
+	out, err := rewrite(t, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range readRaw(t, out) {
+		got = append(got, fmt.Sprintf("%s %c %s %q", e.hdr.Name, e.hdr.Typeflag, e.hdr.Linkname, e.body))
+	}
+	want := []string{
+		`d/c 0  "data"`,
+		`m 1 d/c ""`,
+		`n 1 d/c ""`,
+		`w 1 below ""`,
+		`x 1 below ""`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rewritten entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if again, err := rewrite(t, out); err != nil || !bytes.Equal(again, out) {
+		t.Errorf("a second rewrite changed the tar (err %v)", err)
+	}
+}
