@@ -70,7 +70,7 @@ func (c *Context) Digest(ctx context.Context, sources []string, opts DigestOptio
 // sumBatch is how many entries sumSource holds at once: their files are summed in
 // parallel, then written in order. Holding a large context's every entry (its stat data
 // and two paths each) was the largest part of a build's memory.
-const sumBatch = 1024
+var sumBatch = 1024 // a variable for the tests
 
 // sumSource writes one resolved source: its name in the destination, then its entries.
 func sumSource(ctx context.Context, h hash.Hash, r sourceRoot, s source, cache *DigestCache) error {

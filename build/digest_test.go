@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,4 +279,36 @@ func cacheEntries(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return len(f.Files)
+}
+
+// TestDigestBatches: a source summed in several batches has the digest it has in one,
+// and every batch counts (a changed file in the first or the last one changes it).
+func TestDigestBatches(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for i := range 10 {
+		files[fmt.Sprintf("d/f%02d", i)] = fmt.Sprintf("content %d", i)
+	}
+	ctxTree(t, dir, files)
+	c, err := OpenContext(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int) { sumBatch = n }(sumBatch)
+	whole := mustDigest(t, c, nil, "d")
+	sumBatch = 3
+	if got := mustDigest(t, c, nil, "d"); got != whole {
+		t.Errorf("summed 3 entries at a time: %s, in one batch: %s", got, whole)
+	}
+	for _, name := range []string{"d/f00", "d/f09"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("changed"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustDigest(t, c, nil, "d"); got == whole {
+			t.Errorf("changing %s left the digest as it was", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(files[name]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
