@@ -37,17 +37,21 @@ bench:
 
 # Each native fuzz target runs briefly (FUZZTIME each); CI (.ci/run) runs this before the tests.
 FUZZTIME ?= 10s
+# Minimizing a new input is bounded by a count, not by the default 60 s: each call of
+# FuzzUnpackLayer makes and removes directories, and a 20 KB input took the whole FUZZTIME
+# to minimize, so the run made no progress and sometimes failed on the minimizer's deadline.
+FUZZMIN ?= 100x
 fuzz:
-	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) ./build/
-	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) ./commit/
-	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzReproducibleTar$$' -fuzztime $(FUZZTIME) ./commit/
-	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzIgnoreRules$$' -fuzztime $(FUZZTIME) ./build/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseDockerfile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./build/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzParseChanges$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzReproducibleTar$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./commit/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz '^FuzzIgnoreRules$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./build/
 	@# Layer extraction is fuzzed as an unprivileged user: a regression could write wherever
 	@# the fuzzing user can.
 	d=$$(mktemp -d) && chmod 0755 $$d && $(GO) test -c -fuzz '^FuzzUnpackLayer$$' -tags "$(TAGS)" -o $$d/evil.test ./tests/internal/evil/ && \
 	  mkdir $$d/cache && chown nobody $$d/cache 2>/dev/null; \
 	  cd tests/internal/evil && $$( [ "$$(id -u)" = 0 ] && echo setpriv --reuid=nobody --regid=nogroup --clear-groups ) \
-	  $$d/evil.test -test.run '^$$' -test.fuzz '^FuzzUnpackLayer$$' -test.fuzztime $(FUZZTIME) -test.fuzzcachedir $$d/cache; \
+	  $$d/evil.test -test.run '^$$' -test.fuzz '^FuzzUnpackLayer$$' -test.fuzztime $(FUZZTIME) -test.fuzzminimizetime $(FUZZMIN) -test.fuzzcachedir $$d/cache; \
 	  s=$$?; rm -rf $$d; exit $$s
 
 unit:
