@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -120,11 +121,14 @@ func reproducibleTar(ctx context.Context, src io.ReaderAt, w io.Writer, ts time.
 	return nil
 }
 
-// readEntries reads every header of the tar and the offset of each entry's contents.
+// readEntries reads every header of the tar and the offset of each entry's contents. A
+// name that appears twice is refused: a layer's diff has each name once, and with two
+// the sorted order could not say which one a hard link names.
 func readEntries(src io.ReaderAt) ([]spooledEntry, error) {
 	cr := &countingReader{r: io.NewSectionReader(src, 0, 1<<62)}
 	tr := tar.NewReader(cr)
 	var entries []spooledEntry
+	seen := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -136,6 +140,11 @@ func readEntries(src io.ReaderAt) ([]spooledEntry, error) {
 		if isSparse(hdr) {
 			return nil, fmt.Errorf("read layer: %s: sparse files are not supported", hdr.Name)
 		}
+		name := path.Clean(hdr.Name)
+		if seen[name] {
+			return nil, fmt.Errorf("read layer: %s: the name appears twice", hdr.Name)
+		}
+		seen[name] = true
 		entries = append(entries, spooledEntry{hdr: hdr, offset: cr.n})
 	}
 }

@@ -501,3 +501,19 @@ func TestReproducibleTarLinkChains(t *testing.T) {
 		t.Errorf("a second rewrite changed the tar (err %v)", err)
 	}
 }
+
+// TestReproducibleTarRepeatedName: a tar that names one path twice (spelled alike or not)
+// is refused, naming the path: its sorted order could not say which entry a link names.
+func TestReproducibleTarRepeatedName(t *testing.T) {
+	t.Parallel()
+	for _, second := range []string{"b", "./b", "x/../b"} {
+		in := writeRaw(t, []rawEntry{
+			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "b", Mode: 0o644}, body: "one"},
+			{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "a", Linkname: "b"}},
+			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: second, Mode: 0o644}, body: "two"},
+		})
+		if _, err := rewrite(t, in); err == nil || !strings.Contains(err.Error(), second+": the name appears twice") {
+			t.Errorf("second entry %q: err %v, want it to name the repeated path", second, err)
+		}
+	}
+}
