@@ -42,6 +42,9 @@ type remoteCache struct {
 	queueClosed bool
 	pushing     sync.WaitGroup
 	pushCtx     context.Context
+	// layers are the layers pushed to the --cache-to repository so far: each entry holds
+	// those of the one before, which later pushes reuse without asking the registry.
+	layers *storage.PushedLayers
 	// chains are the entries the --cache-from registries' entries listed as following
 	// them, by registry, read ahead in the background.
 	chains map[string]*cacheChain
@@ -100,6 +103,9 @@ func newRemoteCache(ctx context.Context, s *storage.Store, o Options, log *slog.
 	c := &remoteCache{store: s, to: o.CacheTo, from: o.CacheFrom, ttl: o.CacheTTL, reg: reg,
 		log: log, out: out, broken: map[string]bool{}, pushed: map[int][]storage.CacheLink{},
 		chains: map[string]*cacheChain{}, slots: make(chan struct{}, readAhead), pushCtx: ctx}
+	if o.CacheTo != "" {
+		c.layers = storage.NewPushedLayers(o.CacheTo)
+	}
 	c.fetchCtx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -337,7 +343,7 @@ func (c *remoteCache) pushAll() {
 		if c.isBroken(c.to) || c.pushCtx.Err() != nil {
 			continue
 		}
-		d, err := c.store.Push(c.pushCtx, j.id, "docker://"+cacheName(c.to, j.key), storage.PushOptions{Registry: c.reg})
+		d, err := c.store.Push(c.pushCtx, j.id, "docker://"+cacheName(c.to, j.key), storage.PushOptions{Registry: c.reg, Pushed: c.layers})
 		if err != nil {
 			if c.pushCtx.Err() == nil {
 				c.fail(c.to, "--cache-to", err)

@@ -179,7 +179,8 @@ func (s *Store) copyIn(ctx context.Context, sys *types.SystemContext, src types.
 		if dest, err = istorage.Transport.NewStoreReference(s.store, named, id); err != nil {
 			return err
 		}
-		return s.copyImage(ctx, sys, dest, src, copyOptions{progress: o.Progress, seen: seen})
+		_, err = s.copyImage(ctx, sys, dest, src, copyOptions{progress: o.Progress, seen: seen})
+		return err
 	})
 	if err != nil {
 		return nil, explainIDRange(err)
@@ -225,11 +226,14 @@ type copyOptions struct {
 	seen         *activity // told of every progress event; nil: nobody watches
 }
 
-// copyImage runs one image/v5 copy with forge's policy, progress and settings.
-func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, src types.ImageReference, o copyOptions) error {
-	return withPolicy(func(policy *signature.PolicyContext) error {
+// copyImage runs one image/v5 copy with forge's policy, progress and settings, and
+// returns the manifest it wrote.
+func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, src types.ImageReference, o copyOptions) ([]byte, error) {
+	var written []byte
+	err := withPolicy(func(policy *signature.PolicyContext) error {
 		counter := newTransferCounter(o.progress, o.seen)
-		_, err := copy.Image(ctx, policy, dest, src, &copy.Options{
+		var err error
+		written, err = copy.Image(ctx, policy, dest, src, &copy.Options{
 			ReportWriter:          o.progress,
 			SourceCtx:             sys,
 			DestinationCtx:        sys,
@@ -240,6 +244,7 @@ func (s *Store) copyImage(ctx context.Context, sys *types.SystemContext, dest, s
 		counter.finish(err == nil)
 		return err
 	})
+	return written, err
 }
 
 // withPolicy runs fn with forge's signature policy.

@@ -21,6 +21,9 @@ type PushOptions struct {
 	Registry RegistryOptions
 	Format   string // "", "oci" or "docker" (v2s2)
 	Progress io.Writer
+	// Pushed, when set, records the layers pushed to its repository and answers for
+	// them in later pushes there (see PushedLayers).
+	Pushed *PushedLayers
 }
 
 // Push copies a local image to dest: any containers-transports reference, or a registry
@@ -56,11 +59,38 @@ func (s *Store) Push(ctx context.Context, image, dest string, o PushOptions) (di
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", image, err)
 	}
-	err = transfer(ctx, sys, o.Registry, destRef, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
-		return s.copyImage(ctx, sys, destRef, withReleasing(src, img), copyOptions{progress: o.Progress, manifestType: manifestType, seen: seen})
-	})
+	copyTo := func(to types.ImageReference) ([]byte, error) {
+		var written []byte
+		err := transfer(ctx, sys, o.Registry, destRef, o.Progress, func(ctx context.Context, sys *types.SystemContext, seen *activity) error {
+			var err error
+			written, err = s.copyImage(ctx, sys, to, withReleasing(src, img), copyOptions{progress: o.Progress, manifestType: manifestType, seen: seen})
+			return err
+		})
+		return written, err
+	}
+	reusing := o.Pushed.applies(destRef, sys, manifestType, img)
+	var written []byte
+	if reusing {
+		written, err = copyTo(reusingRef{ImageReference: destRef, pushed: o.Pushed})
+		if err != nil && ctx.Err() == nil {
+			// The registry may have lost a layer it had: push asking about each one.
+			o.Pushed.forget()
+			written, err = copyTo(destRef)
+		}
+	} else {
+		written, err = copyTo(destRef)
+	}
 	if err != nil {
 		return "", fmt.Errorf("push %s to %s: %w", image, transports.ImageName(destRef), err)
+	}
+	if reusing {
+		// A registry keeps the manifest as written: no need to read it back.
+		cfg, err := s.ImageConfig(ctx, img.ID)
+		if err != nil {
+			return "", err
+		}
+		o.Pushed.note(written, manifest.GuessMIMEType(written), cfg.RootFS.DiffIDs)
+		return manifest.Digest(written)
 	}
 	return pushedDigest(ctx, sys, destRef)
 }

@@ -23,14 +23,19 @@ type releasingRef struct{ types.ImageReference }
 
 // withReleasing returns ref, wrapped in a releasingRef when img has no signatures.
 func withReleasing(ref types.ImageReference, img *cstorage.Image) types.ImageReference {
+	if signed(img) {
+		return ref
+	}
+	return releasingRef{ref}
+}
+
+// signed reports whether the store holds signatures of img, or cannot tell.
+func signed(img *cstorage.Image) bool {
 	var sigs struct {
 		One  []int            `json:"signature-sizes"`
 		Many map[string][]int `json:"signatures-sizes"`
 	}
-	if img.Metadata != "" && (json.Unmarshal([]byte(img.Metadata), &sigs) != nil || len(sigs.One) > 0 || len(sigs.Many) > 0) {
-		return ref
-	}
-	return releasingRef{ref}
+	return img.Metadata != "" && (json.Unmarshal([]byte(img.Metadata), &sigs) != nil || len(sigs.One) > 0 || len(sigs.Many) > 0)
 }
 
 func (r releasingRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/forge-build/forge/tests/internal/faultproxy"
 )
 
 // TestBudRegistryCache shares step results through a registry: a build in an empty store
@@ -367,6 +369,57 @@ func TestBudRegistryCacheReadWindow(t *testing.T) {
 	// would be 15.
 	if n := countRequests(registryRequests(t, e2e.RegistryLog), byDigest, http.MethodGet) - before; n < 3 || n > 10 {
 		t.Errorf("the build read %d cache manifests by digest after its entries stopped matching, want 3 to 10 (it reads ahead, 8 at most)", n)
+	}
+}
+
+// TestBudRegistryCacheFillRequests: each --cache-to entry holds the layers of the one
+// before it, which the build pushed already; a stage of n steps asks the registry about
+// its layers about n times, not n² (every layer of every entry, twice each, as a plain
+// push would). The entries still make the same image for another runner.
+func TestBudRegistryCacheFillRequests(t *testing.T) {
+	t.Parallel()
+	const steps = 12
+	cache := e2e.Registry + "/" + uniqueRepo("fill")
+	// Layers of their own: the builds of other tests, which may look for a layer they
+	// have in any repository their user pushed it to, never ask this one about them.
+	df := "FROM busybox\n"
+	for i := 1; i <= steps; i++ {
+		df += fmt.Sprintf("RUN echo %s %d > /f%d\n", cache, i, i)
+	}
+	dir := budContext(t, df, nil)
+	blobs := "/v2/" + strings.TrimPrefix(cache, e2e.Registry+"/") + "/blobs/"
+	idA, _ := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+	reqs := registryRequests(t, e2e.RegistryLog)
+	if n := countRequests(reqs, blobs, http.MethodHead); n > 2*steps+4 {
+		t.Errorf("filling the cache of %d steps asked the registry about %d blobs, want at most %d", steps, n, 2*steps+4)
+	}
+	if n := countRequests(reqs, blobs+"uploads/", http.MethodPost); n > 2*steps+1 {
+		t.Errorf("filling the cache of %d steps started %d uploads, want at most %d (the base layer, and each step's layer and config once)", steps, n, 2*steps+1)
+	}
+	// Each entry lists the ones after it by the digests the pushes returned, which
+	// checkCacheLinks compares with the registry's.
+	checkCacheLinks(t, cache, steps)
+	idB, r := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", cache, dir)
+	if n := strings.Count(r.stdout, "(from "+cache+")"); n != steps || idB != idA {
+		t.Errorf("a runner with --cache-from took %d of %d steps from the cache and made %s, want %s:\n%s", n, steps, idB, idA, r.stdout)
+	}
+}
+
+// TestBudRegistryCacheFillRetry: a --cache-to push that fails (as when the registry lost a
+// layer an earlier push of the build put there) is made once more, asking the registry
+// about every layer, before the cache registry is given up.
+func TestBudRegistryCacheFillRetry(t *testing.T) {
+	t.Parallel()
+	proxy := faultproxy.Start(e2e.Registry, faultproxy.Rule{Method: http.MethodPut, PathContains: "/manifests/", Fault: faultproxy.Status500, Times: 1})
+	defer proxy.Close()
+	cache := proxy.Addr + "/" + uniqueRepo("retry")
+	dir := budContext(t, "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n", nil)
+	_, r := newStore(t).budOK(t, "", "--tls-verify=false", "--cache-to", cache, dir)
+	if strings.Contains(r.stderr, "--cache-to") {
+		t.Errorf("one failed manifest upload made the build give the cache registry up:\n%s", r.stderr)
+	}
+	if tags := cacheTags(t, strings.Replace(cache, proxy.Addr, e2e.Registry, 1)); len(tags) != 2 {
+		t.Errorf("the cache repository has %d entries, want 2: %v", len(tags), tags)
 	}
 }
 
