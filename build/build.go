@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/forge-build/forge/rootless"
+	"github.com/forge-build/forge/rootless/sandbox"
 	"github.com/forge-build/forge/storage"
 )
 
@@ -35,6 +36,9 @@ type Options struct {
 	Labels     []string // --label KEY=VALUE, applied to the final image
 	Network    string   // RUN steps: "host" (default) or "none"
 	Secrets    []Secret // --secret: for RUN --mount=type=secret
+	// Volumes are bind-mounted into every RUN step (--volume), as Buildah's are. They are
+	// not part of any cache key: what a step reads from one is the user's business.
+	Volumes []sandbox.Volume
 	// CacheMountDir keeps RUN --mount=type=cache directories; default CacheMountDir(the
 	// store's graph root).
 	CacheMountDir string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -63,7 +64,7 @@ func (r *stageRun) runNetwork(c *instructions.RunCommand) (string, error) {
 // execRun runs the command in the working container with its mounts, and releases them
 // (caches unlocked, temporary copies and secret files removed) whatever happens.
 func (r *stageRun) execRun(ctx context.Context, args []string, script *runScript, planned []plannedMount, network string) (retErr error) {
-	set := &mountSet{}
+	set := &mountSet{volumes: slices.Clone(r.b.opts.Volumes)}
 	defer func() { retErr = errors.Join(retErr, set.release()) }()
 	if err := r.prepareMounts(ctx, planned, set); err != nil {
 		return err

@@ -35,6 +35,7 @@ func budCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "format", Value: "oci", Usage: "image `FORMAT`: oci or docker"},
 			&ucli.StringSliceFlag{Name: "label", Usage: "add `KEY=VALUE` to the image's labels (repeatable)"},
 			&ucli.StringFlag{Name: "network", Value: "host", Usage: "network `MODE` of RUN steps: host or none"},
+			&ucli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind `SRC:DEST[:ro]` into every RUN step (repeatable)"},
 			&ucli.StringSliceFlag{Name: "secret", Usage: "`id=ID,src=FILE` or id=ID,env=VAR: a secret for RUN --mount=type=secret (repeatable)"},
 			&ucli.StringFlag{Name: "cache-to", Usage: "push each step's result to registry `REPO` (tagged by its cache key)"},
 			&ucli.StringSliceFlag{Name: "cache-from", Usage: "look steps up in registry `REPO` before running them (repeatable)"},
@@ -105,13 +106,17 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 	if err != nil {
 		return build.Options{}, err
 	}
+	volumes, err := parseVolumes(c.StringSlice("volume"))
+	if err != nil {
+		return build.Options{}, err
+	}
 	o := build.Options{
 		ContextDir: c.Args().First(), Dockerfile: c.String("file"), Stdin: c.App.Reader,
 		BuildArgs: args, Target: c.String("target"), NoCache: c.Bool("no-cache"), NoLayers: !c.Bool("layers"),
 		Pull: pull, Registry: registryOptions(c), Format: c.String("format"), Labels: c.StringSlice("label"),
 		Network: network, Tags: c.StringSlice("tag"), Out: c.App.Writer, Err: c.App.ErrWriter,
 		Secrets: secrets, CacheTo: c.String("cache-to"), CacheFrom: c.StringSlice("cache-from"), CacheTTL: c.Duration("cache-ttl"),
-		Timestamp: ts,
+		Timestamp: ts, Volumes: volumes,
 	}
 	if c.Bool("quiet") {
 		o.Out, o.Quiet = io.Discard, true

@@ -370,6 +370,45 @@ RUN --mount=type=cache,target=/var/cache/app sh -c 'echo "$N" >> /var/cache/app/
 	}
 }
 
+// TestBudVolume: --volume binds a host directory into every RUN step, as Buildah's does:
+// writes reach the host, :ro refuses them, and neither the files nor the mount point go
+// into a layer. A volume is no part of the cache key: the rebuild runs nothing.
+func TestBudVolume(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	host := t.TempDir()
+	budWriteFiles(t, host, map[string]string{"in": "from the host\n"})
+	ctx := budContext(t, "FROM busybox\nRUN cat /vol/in > /seen && echo ran >> /vol/runs\nRUN echo second >> /vol/runs\n", nil)
+	id, r := s.budOK(t, "", "-v", host+":/vol", ctx)
+	b := exportBuilt(t, s, id, r, false)
+	b.wantFile(t, "seen", "from the host\n")
+	budNoPath(t, b, "vol")
+	if got, err := os.ReadFile(filepath.Join(host, "runs")); err != nil || string(got) != "ran\nsecond\n" {
+		t.Errorf("the steps' writes to the volume: %q, %v; want both lines on the host", got, err)
+	}
+	again, r2 := s.budOK(t, "", "--volume", host+":/vol", ctx)
+	if again != id || strings.Count(r2.stdout, "--> Using cache") != 2 {
+		t.Errorf("a rebuild with the same volume ran steps again: %v", r2)
+	}
+	ro := s.run(t, "bud", "--no-cache", "-v", host+":/vol:ro", ctx)
+	if ro.code == 0 {
+		t.Errorf("a step wrote to a read-only volume: %v", ro)
+	}
+	if got, _ := os.ReadFile(filepath.Join(host, "runs")); string(got) != "ran\nsecond\n" {
+		t.Errorf("a read-only volume was written to: %q", got)
+	}
+	for _, bad := range []struct{ arg, want string }{
+		{"/nonexistent-forge-src:/vol", "/nonexistent-forge-src"},
+		{host, "SRC:DEST"},
+		{host + ":relative", "absolute"},
+	} {
+		r := s.run(t, "bud", "-v", bad.arg, ctx)
+		if r.code == 0 || !strings.Contains(r.stderr, "--volume") || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("bud -v %s: want a --volume error naming %q: %v", bad.arg, bad.want, r)
+		}
+	}
+}
+
 // Two builds running at once on one cache with sharing=locked never use it at the same
 // time: each step fails if it finds the other's marker.
 func TestBudCacheLocked(t *testing.T) {

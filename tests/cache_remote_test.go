@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,14 +23,21 @@ import (
 func TestBudRegistryCache(t *testing.T) {
 	t.Parallel()
 	needE2E(t)
-	dir := budContext(t, "FROM busybox\nRUN echo $((6*7))-ran && echo ran > /ran\nENV X=1\nCOPY f /f\nCMD [\"cat\", \"/ran\"]\n",
+	dir := budContext(t, "FROM busybox\nRUN echo $((6*7))-ran && echo ran > /ran && echo run >> /counter/runs\nENV X=1\nCOPY f /f\nCMD [\"cat\", \"/ran\"]\n",
 		map[string]string{"f": "context file\n"})
 	cache := e2e.Registry + "/" + uniqueRepo("cache")
+	// The RUN step counts its runs in a host directory bound into it, outside any image
+	// and any store: the two runners stand on one machine.
+	counter := t.TempDir()
+	runs := func() int {
+		b, _ := os.ReadFile(filepath.Join(counter, "runs"))
+		return strings.Count(string(b), "run\n")
+	}
 
 	a := newStore(t)
-	first := a.run(t, "bud", "--tls-verify=false", "--cache-to", cache, dir)
-	if first.code != 0 || !strings.Contains(first.stdout, "42-ran") {
-		t.Fatalf("first build: %v", first)
+	first := a.run(t, "bud", "--tls-verify=false", "-v", counter+":/counter", "--cache-to", cache, dir)
+	if first.code != 0 || !strings.Contains(first.stdout, "42-ran") || runs() != 1 {
+		t.Fatalf("first build (RUN step counted %d runs): %v", runs(), first)
 	}
 	idA := lastLine(first.stdout)
 	checkCacheLinks(t, cache, 3)
@@ -46,9 +54,12 @@ func TestBudRegistryCache(t *testing.T) {
 		return n
 	}
 	before := byTag()
-	second := b.run(t, "bud", "--tls-verify=false", "--cache-from", cache, dir)
+	second := b.run(t, "bud", "--tls-verify=false", "-v", counter+":/counter", "--cache-from", cache, dir)
 	if second.code != 0 {
 		t.Fatalf("build with --cache-from: %v", second)
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("the RUN step ran %d times in all, want once (the second runner found it in the cache registry)", n)
 	}
 	// The first entry listed the others: only its key was looked up by tag.
 	if n := byTag() - before; n != 1 {
@@ -82,8 +93,8 @@ func TestBudRegistryCache(t *testing.T) {
 	}
 
 	c := newStore(t)
-	third := c.run(t, "bud", "--tls-verify=false", "--cache-from", "127.0.0.1:1/nowhere", dir)
-	if third.code != 0 || !strings.Contains(third.stdout, "42-ran") {
+	third := c.run(t, "bud", "--tls-verify=false", "-v", counter+":/counter", "--cache-from", "127.0.0.1:1/nowhere", dir)
+	if third.code != 0 || !strings.Contains(third.stdout, "42-ran") || runs() != 2 {
 		t.Fatalf("an unreachable cache registry failed the build: %v", third)
 	}
 	if n := strings.Count(third.stderr, "--cache-from 127.0.0.1:1/nowhere"); n != 1 {
