@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/forge-build/forge/rootless/sandbox"
 )
 
 func mountsOf(t *testing.T, flags string, vars map[string]string, workdir string) ([]runMount, error) {
@@ -148,5 +150,37 @@ func TestMountKeyText(t *testing.T) {
 	}
 	if a[0].keyText("image:1") == a[0].keyText("image:2") {
 		t.Error("changing what from names does not change the key")
+	}
+}
+
+// TestCheckVolumes: a RUN mount, or the heredoc scripts' directory, at, inside or around
+// a --volume's destination is refused, naming both; others pass.
+func TestCheckVolumes(t *testing.T) {
+	vols := []sandbox.Volume{{Source: "/host/a", Dest: "/vol"}, {Source: "/host/b", Dest: "/srv/data/"}}
+	for _, tc := range []struct {
+		targets []string
+		heredoc bool
+		want    string // "" when allowed
+	}{
+		{targets: []string{"/cache", "/volume", "/srv/datax"}},
+		{targets: []string{"/vol"}, want: "RUN --mount target /vol overlaps --volume destination /vol"},
+		{targets: []string{"/vol/c"}, want: "target /vol/c overlaps --volume destination /vol"},
+		{targets: []string{"/srv"}, want: "target /srv overlaps --volume destination /srv/data"},
+		{targets: []string{"/"}, want: "target / overlaps"},
+		{heredoc: true},
+	} {
+		var mounts []runMount
+		for _, target := range tc.targets {
+			mounts = append(mounts, runMount{target: target})
+		}
+		mounts = append(mounts, runMount{}) // a secret given as an environment variable only
+		err := checkVolumes(vols, mounts, tc.heredoc)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("targets %v: %v, want %q", tc.targets, err, tc.want)
+		}
+	}
+	if err := checkVolumes([]sandbox.Volume{{Source: "/h", Dest: "/dev"}}, nil, true); err == nil ||
+		!strings.Contains(err.Error(), "heredoc scripts, /dev/pipes, overlaps --volume destination /dev") {
+		t.Errorf("a volume around the heredoc directory: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -114,6 +115,16 @@ func parseVolumes(specs []string) ([]sandbox.Volume, error) {
 		if !strings.HasPrefix(v.Dest, "/") {
 			return nil, fmt.Errorf("--volume %q: destination must be an absolute path", spec)
 		}
+		v.Dest = path.Clean(v.Dest)
+		switch v.Dest {
+		case "/", "/dev", "/proc", "/sys":
+			return nil, fmt.Errorf("--volume %q: destination %s would hide the container's own", spec, v.Dest)
+		}
+		for _, o := range out {
+			if o.Dest == v.Dest {
+				return nil, fmt.Errorf("--volume %q: destination %s is given twice", spec, v.Dest)
+			}
+		}
 		abs, err := filepath.Abs(v.Source)
 		if err != nil {
 			return nil, fmt.Errorf("--volume %q: %w", spec, err)
@@ -121,7 +132,10 @@ func parseVolumes(specs []string) ([]sandbox.Volume, error) {
 		if _, err := os.Stat(abs); err != nil {
 			return nil, fmt.Errorf("--volume %q: source %s does not exist", spec, abs)
 		}
-		v.Source = abs
+		// The host path the symlinks lead to: chroot isolation copies the tree it names.
+		if v.Source, err = filepath.EvalSymlinks(abs); err != nil {
+			return nil, fmt.Errorf("--volume %q: %w", spec, err)
+		}
 		out = append(out, v)
 	}
 	return out, nil

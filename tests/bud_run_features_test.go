@@ -391,16 +391,27 @@ func TestBudVolume(t *testing.T) {
 		t.Errorf("a rebuild with the same volume ran steps again: %v", r2)
 	}
 	ro := s.run(t, "bud", "--no-cache", "-v", host+":/vol:ro", ctx)
-	if ro.code == 0 {
-		t.Errorf("a step wrote to a read-only volume: %v", ro)
+	if ro.code == 0 || !strings.Contains(ro.stdout+ro.stderr, "Read-only file system") {
+		t.Errorf("a step wrote to a read-only volume, or failed otherwise: %v", ro)
 	}
 	if got, _ := os.ReadFile(filepath.Join(host, "runs")); string(got) != "ran\nsecond\n" {
 		t.Errorf("a read-only volume was written to: %q", got)
+	}
+	// A RUN mount inside the volume would be made in the host directory.
+	nested := budContext(t, "FROM busybox\nRUN --mount=type=cache,target=/vol/c true\n", nil)
+	if r := s.run(t, "bud", "-v", host+":/vol", nested); r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:2") ||
+		!strings.Contains(r.stderr, "overlaps --volume destination /vol") {
+		t.Errorf("a RUN mount inside a volume: want an error naming the line and the volume: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(host, "c")); err == nil {
+		t.Error("the RUN mount's target was made in the host directory")
 	}
 	for _, bad := range []struct{ arg, want string }{
 		{"/nonexistent-forge-src:/vol", "/nonexistent-forge-src"},
 		{host, "SRC:DEST"},
 		{host + ":relative", "absolute"},
+		{host + ":/dev", "/dev"},
+		{host + ":/", "would hide"},
 	} {
 		r := s.run(t, "bud", "-v", bad.arg, ctx)
 		if r.code == 0 || !strings.Contains(r.stderr, "--volume") || !strings.Contains(r.stderr, bad.want) {
