@@ -167,7 +167,7 @@ func (b *builder) relabel(ctx context.Context, r *stageResult) (string, error) {
 // one when the key was built before.
 func (b *builder) commitConfig(ctx context.Context, parent string, cfg storage.ImageConfig, key, createdBy string) (string, error) {
 	if !b.opts.NoCache && !b.opts.NoLayers {
-		id, err := b.store.CachedImage(key)
+		id, err := b.cachedImage(key)
 		if err != nil {
 			return "", err
 		}

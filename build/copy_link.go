@@ -26,7 +26,7 @@ func (r *stageRun) linkStep(ctx context.Context, text, extra, linkExtra string, 
 	}
 	key := stepKey(r.key, text, r.args.env(), extra+"\n"+r.b.outputKey())
 	if !r.b.opts.NoCache {
-		id, err := r.b.store.CachedImage(key)
+		id, err := r.b.cachedImage(key)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (r *stageRun) linkStep(ctx context.Context, text, extra, linkExtra string, 
 func (r *stageRun) linkedLayer(ctx context.Context, text, linkExtra string, do func(context.Context, *storage.Container) error) (string, error) {
 	key := stepKey("link", text, r.args.env(), linkExtra+"\n"+r.b.outputKey())
 	if !r.b.opts.NoCache {
-		if id, err := r.b.store.CachedImage(key); err != nil || id != "" {
+		if id, err := r.b.cachedImage(key); err != nil || id != "" {
 			return id, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -90,10 +91,20 @@ func (r *stageRun) historyTail(text string) []string {
 	return tail
 }
 
+// cachedImage returns the store's newest image for key that --cache-ttl allows (recorded
+// no longer ago than it), or "".
+func (b *builder) cachedImage(key string) (string, error) {
+	var notBefore time.Time
+	if b.opts.CacheTTL > 0 {
+		notBefore = time.Now().Add(-b.opts.CacheTTL)
+	}
+	return b.store.CachedImage(key, notBefore)
+}
+
 // cached continues the stage from the image the local cache, or else a --cache-from
 // registry, holds for key. ok is false when there is none that fits: the step runs.
 func (r *stageRun) cached(ctx context.Context, key, text string) (ok bool, err error) {
-	id, err := r.b.store.CachedImage(key)
+	id, err := r.b.cachedImage(key)
 	if err != nil {
 		return false, err
 	}

@@ -39,7 +39,7 @@ func budCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "secret", Usage: "`id=ID,src=FILE` or id=ID,env=VAR: a secret for RUN --mount=type=secret (repeatable)"},
 			&ucli.StringFlag{Name: "cache-to", Usage: "push each step's result to registry `REPO` (tagged by its cache key)"},
 			&ucli.StringSliceFlag{Name: "cache-from", Usage: "look steps up in registry `REPO` before running them (repeatable)"},
-			&ucli.DurationFlag{Name: "cache-ttl", Usage: "ignore --cache-from entries older than `DURATION` (e.g. 168h)"},
+			&ucli.DurationFlag{Name: "cache-ttl", Usage: "ignore cached step results older than `DURATION` (e.g. 168h; 0: --no-cache)"},
 			&ucli.Int64Flag{Name: "timestamp", Usage: "reproducible build: created time and file times in `SECONDS` since the epoch " +
 				"(default: --build-arg SOURCE_DATE_EPOCH, then $SOURCE_DATE_EPOCH; unset: now)"},
 			&ucli.IntFlag{Name: "jobs", Usage: "build up to `N` independent stages at once (default: the number of CPUs)"},
@@ -120,6 +120,12 @@ func budOptions(c *ucli.Context) (build.Options, error) {
 	}
 	if c.Bool("quiet") {
 		o.Out, o.Quiet = io.Discard, true
+	}
+	switch {
+	case o.CacheTTL < 0:
+		return o, fmt.Errorf("--cache-ttl %s: want a duration of 0 or more", o.CacheTTL)
+	case o.CacheTTL == 0 && c.IsSet("cache-ttl"):
+		o.NoCache = true // as Buildah's: no cached result is young enough
 	}
 	if o.Jobs = c.Int("jobs"); o.Jobs < 0 {
 		return o, fmt.Errorf("--jobs %d: want 1 or more (0: the number of CPUs)", o.Jobs)

@@ -36,8 +36,9 @@ func (s *Store) SetCacheKey(imageID, key string) error {
 	return nil
 }
 
-// CachedImage returns the newest image recorded for a cache key, or "" when none is.
-func (s *Store) CachedImage(key string) (string, error) {
+// CachedImage returns the newest image recorded for a cache key no earlier than
+// notBefore (the zero time for any), or "" when none is.
+func (s *Store) CachedImage(key string, notBefore time.Time) (string, error) {
 	images, err := s.store.Images()
 	if err != nil {
 		return "", fmt.Errorf("list images: %w", err)
@@ -46,7 +47,7 @@ func (s *Store) CachedImage(key string) (string, error) {
 	var newest time.Time
 	for _, img := range images {
 		m, ok := cacheOf(&img)
-		if ok && m.CacheKey == key && (best == "" || m.Created.After(newest)) {
+		if ok && m.CacheKey == key && !m.Created.Before(notBefore) && (best == "" || m.Created.After(newest)) {
 			best, newest = img.ID, m.Created
 		}
 	}

@@ -460,6 +460,29 @@ func TestBudRegistryCacheTTL(t *testing.T) {
 	}
 }
 
+// TestBudCacheTTL: --cache-ttl also rules out the store's own step results recorded
+// longer ago than it, as Buildah's does; the step runs again and its new result is used
+// from then on. --cache-ttl 0 is --no-cache.
+func TestBudCacheTTL(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	dir := budContext(t, cacheDockerfile, nil)
+	s.budOK(t, "", dir)
+	time.Sleep(2 * time.Second)
+	for _, tc := range []struct {
+		ttl  string
+		runs int
+	}{{"1h", 0}, {"1s", 1}, {"1h", 0}, {"0", 1}} {
+		_, r := s.budOK(t, "", "--cache-ttl", tc.ttl, dir)
+		if budRuns(r) != tc.runs {
+			t.Errorf("--cache-ttl %s: the RUN step ran %d times, want %d:\n%s", tc.ttl, budRuns(r), tc.runs, r.stdout)
+		}
+	}
+	if r := s.run(t, "bud", "--cache-ttl", "-1s", dir); r.code == 0 || !strings.Contains(r.stderr, "--cache-ttl") {
+		t.Errorf("a negative --cache-ttl: want an error naming it: %v", r)
+	}
+}
+
 // TestBudRegistryCacheAuth: a cache repository on a registry that wants credentials
 // works after `forge login`, and without them costs one warning.
 func TestBudRegistryCacheAuth(t *testing.T) {
