@@ -462,20 +462,21 @@ func TestBudRegistryCacheTTL(t *testing.T) {
 
 // TestBudCacheTTL: --cache-ttl also rules out the store's own step results recorded
 // longer ago than it, as Buildah's does; the step runs again and its new result is used
-// from then on. --cache-ttl 0 is --no-cache.
+// from then on, also when it is the same image as before (a reproducible build: the
+// record is dated anew). --cache-ttl 0 is --no-cache.
 func TestBudCacheTTL(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
+	s := reproStore(t)
 	dir := budContext(t, cacheDockerfile, nil)
-	s.budOK(t, "", dir)
-	time.Sleep(2 * time.Second)
+	first, _ := s.budOK(t, "", dir)
+	time.Sleep(4 * time.Second)
 	for _, tc := range []struct {
 		ttl  string
 		runs int
-	}{{"1h", 0}, {"1s", 1}, {"1h", 0}, {"0", 1}} {
-		_, r := s.budOK(t, "", "--cache-ttl", tc.ttl, dir)
-		if budRuns(r) != tc.runs {
-			t.Errorf("--cache-ttl %s: the RUN step ran %d times, want %d:\n%s", tc.ttl, budRuns(r), tc.runs, r.stdout)
+	}{{"1h", 0}, {"3s", 1}, {"3s", 0}, {"0", 1}} {
+		id, r := s.budOK(t, "", "--cache-ttl", tc.ttl, dir)
+		if budRuns(r) != tc.runs || id != first {
+			t.Errorf("--cache-ttl %s: the RUN step ran %d times, want %d, and made %s, want %s:\n%s", tc.ttl, budRuns(r), tc.runs, id, first, r.stdout)
 		}
 	}
 	if r := s.run(t, "bud", "--cache-ttl", "-1s", dir); r.code == 0 || !strings.Contains(r.stderr, "--cache-ttl") {
