@@ -84,12 +84,12 @@ func (s *Store) Push(ctx context.Context, image, dest string, o PushOptions) (di
 		return "", fmt.Errorf("push %s to %s: %w", image, transports.ImageName(destRef), err)
 	}
 	if reusing {
-		// A registry keeps the manifest as written: no need to read it back.
-		cfg, err := s.ImageConfig(ctx, img.ID)
-		if err != nil {
-			return "", err
+		// The push is done: a config that cannot be read back only costs the next
+		// pushes their requests. A registry keeps the manifest as written: no need to
+		// read it back for its digest.
+		if cfg, err := s.ImageConfig(ctx, img.ID); err == nil {
+			o.Pushed.note(written, manifest.GuessMIMEType(written), cfg.RootFS.DiffIDs)
 		}
-		o.Pushed.note(written, manifest.GuessMIMEType(written), cfg.RootFS.DiffIDs)
 		return manifest.Digest(written)
 	}
 	return pushedDigest(ctx, sys, destRef)
