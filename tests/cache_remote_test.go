@@ -410,9 +410,33 @@ func TestBudRegistryCacheFillRequests(t *testing.T) {
 	// Each entry lists the ones after it by the digests the pushes returned, which
 	// checkCacheLinks compares with the registry's.
 	checkCacheLinks(t, cache, steps)
+	// The last entry holds every layer.
+	var layers []string
+	for _, tag := range cacheTags(t, cache) {
+		var m struct{ Layers []struct{ Digest string } }
+		decodeJSON(t, "cache entry manifest", skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+cache+":"+tag), &m)
+		if len(m.Layers) > len(layers) {
+			layers = layers[:0]
+			for _, l := range m.Layers {
+				layers = append(layers, l.Digest)
+			}
+		}
+	}
+	before := len(registryRequests(t, e2e.RegistryLog))
 	idB, r := reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", cache, dir)
 	if n := strings.Count(r.stdout, "(from "+cache+")"); n != steps || idB != idA {
 		t.Errorf("a runner with --cache-from took %d of %d steps from the cache and made %s, want %s:\n%s", n, steps, idB, idA, r.stdout)
+	}
+	// It pulls each step's layer once; the base layer it has from FROM.
+	reqs = registryRequests(t, e2e.RegistryLog)[before:]
+	for i, d := range layers {
+		want := 1
+		if i == 0 {
+			want = 0
+		}
+		if n := countRequests(reqs, blobs+d, http.MethodGet); n != want {
+			t.Errorf("the runner with --cache-from fetched layer %d (%s) %d times, want %d", i, d, n, want)
+		}
 	}
 }
 
