@@ -42,8 +42,9 @@ type remoteCache struct {
 	queueClosed bool
 	pushing     sync.WaitGroup
 	pushCtx     context.Context
-	// layers are the layers pushed to the --cache-to repository so far: each entry holds
-	// those of the one before, which later pushes reuse without asking the registry.
+	// layers are the layers the --cache-to repository is known to have: those pushed so
+	// far (each entry holds those of the one before) and those of the entries found there
+	// with --cache-from; later pushes reuse them without asking the registry.
 	layers *storage.PushedLayers
 	// chains are the entries the --cache-from registries' entries listed as following
 	// them, by registry, read ahead in the background.
@@ -154,6 +155,7 @@ func (c *remoteCache) lookup(ctx context.Context, key string) (*remoteEntry, boo
 		if c.expired(ri) {
 			continue
 		}
+		c.layers.NoteRemote(ri) // the --cache-to pushes after it need not ask about its layers
 		fmt.Fprintf(c.out, "--> Using cache %s (from %s)\n", ri.ID, repo)
 		return &remoteEntry{RemoteImage: ri, repo: repo, key: key}, true
 	}

@@ -83,6 +83,20 @@ func (p *PushedLayers) note(raw []byte, mimeType string, diffIDs []digest.Digest
 	}
 }
 
+// NoteRemote records the layers of a registry image read by FetchRemote (a cache entry
+// found with --cache-from) when it is in p's repository: the registry has them, and a
+// build that goes on from the entry pushes its next steps' entries there. p may be nil.
+func (p *PushedLayers) NoteRemote(ri *RemoteImage) {
+	if p == nil {
+		return
+	}
+	named, err := reference.ParseNormalizedNamed(ri.Name)
+	if err != nil || named.Name() != p.repo {
+		return
+	}
+	p.note(ri.manifest, manifest.GuessMIMEType(ri.manifest), ri.Config.RootFS.DiffIDs)
+}
+
 // layerCompression is the compression a layer media type names; nil for any other.
 func layerCompression(mediaType string) *compression.Algorithm {
 	switch mediaType {

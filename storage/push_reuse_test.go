@@ -96,6 +96,21 @@ func TestPushedLayers(t *testing.T) {
 	if none.applies(ref, sys, "", &cstorage.Image{}) {
 		t.Error("a push without a record reuses layers")
 	}
+	none.NoteRemote(&RemoteImage{})
+
+	// A cache entry found in the repository: its layers are there; one of another
+	// repository says nothing about this one.
+	found := &RemoteImage{Name: "127.0.0.1:5000/team/other@" + digest.FromString("m").String(), manifest: raw}
+	found.Config.RootFS.DiffIDs = diffIDs
+	p.NoteRemote(found)
+	if _, ok := p.lookup(diffIDs[0]); ok {
+		t.Error("the layers of an entry of another repository were recorded")
+	}
+	found.Name = "127.0.0.1:5000/team/cache@" + digest.FromString("m").String()
+	p.NoteRemote(found)
+	if b, ok := p.lookup(diffIDs[0]); !ok || b.Digest != blobs[0].Digest {
+		t.Errorf("the layers of an entry of the repository: %v %v", b, ok)
+	}
 }
 
 // askedDest counts the layers a registry destination is asked about, and has none.

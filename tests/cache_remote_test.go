@@ -438,6 +438,20 @@ func TestBudRegistryCacheFillRequests(t *testing.T) {
 			t.Errorf("the runner with --cache-from fetched layer %d (%s) %d times, want %d", i, d, n, want)
 		}
 	}
+
+	// A runner that changed the last line takes the others from the repository and
+	// pushes the last one's entry there: the registry has the layers of the entry it went
+	// on from (it found them there), so it is asked about the new layer and config only.
+	changed := budContext(t, df+"RUN echo changed > /changed\n", nil)
+	before = len(registryRequests(t, e2e.RegistryLog))
+	_, r = reproStore(t).budOK(t, "", "--tls-verify=false", "--cache-from", cache, "--cache-to", cache, changed)
+	if n := strings.Count(r.stdout, "(from "+cache+")"); n != steps {
+		t.Errorf("the changed build took %d steps from the cache, want %d:\n%s", n, steps, r.stdout)
+	}
+	reqs = registryRequests(t, e2e.RegistryLog)[before:]
+	if n := countRequests(reqs, blobs, http.MethodHead); n > 4 {
+		t.Errorf("pushing the entry of the one step that ran asked the registry about %d blobs, want at most 4", n)
+	}
 }
 
 // TestBudRegistryCacheFillRetry: a --cache-to push that fails (as when the registry lost a
