@@ -23,6 +23,9 @@ type PushedLayers struct {
 	mu    sync.Mutex
 	repo  string
 	blobs map[digest.Digest]types.BlobInfo // by uncompressed digest: as the registry has it
+	// pushesOnly is set once a push with the record failed: the layers of entries found
+	// in the repository (NoteRemote) are not taken as there any more, only those pushed.
+	pushesOnly bool
 }
 
 // NewPushedLayers returns an empty record for pushes to repo, a registry repository
@@ -44,11 +47,13 @@ func (p *PushedLayers) applies(dest types.ImageReference, sys *types.SystemConte
 		dest.DockerReference().Name() == p.repo && manifestType == "" && sys.CompressionFormat == nil && !signed(img)
 }
 
-// forget drops every recorded layer.
+// forget drops every recorded layer, after a push with them failed: the registry may
+// not have one (lost, or an entry read through a mirror named layers only the mirror has).
 func (p *PushedLayers) forget() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.blobs)
+	p.pushesOnly = true
 }
 
 // lookup returns the pushed blob of the layer whose content has digest d.
@@ -94,7 +99,12 @@ func (p *PushedLayers) NoteRemote(ri *RemoteImage) {
 	if err != nil || named.Name() != p.repo {
 		return
 	}
-	p.note(ri.manifest, manifest.GuessMIMEType(ri.manifest), ri.Config.RootFS.DiffIDs)
+	p.mu.Lock()
+	pushesOnly := p.pushesOnly
+	p.mu.Unlock()
+	if !pushesOnly {
+		p.note(ri.manifest, manifest.GuessMIMEType(ri.manifest), ri.Config.RootFS.DiffIDs)
+	}
 }
 
 // layerCompression is the compression a layer media type names; nil for any other.

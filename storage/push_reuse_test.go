@@ -100,16 +100,27 @@ func TestPushedLayers(t *testing.T) {
 
 	// A cache entry found in the repository: its layers are there; one of another
 	// repository says nothing about this one.
+	q := NewPushedLayers("127.0.0.1:5000/team/cache")
 	found := &RemoteImage{Name: "127.0.0.1:5000/team/other@" + digest.FromString("m").String(), manifest: raw}
 	found.Config.RootFS.DiffIDs = diffIDs
-	p.NoteRemote(found)
-	if _, ok := p.lookup(diffIDs[0]); ok {
+	q.NoteRemote(found)
+	if _, ok := q.lookup(diffIDs[0]); ok {
 		t.Error("the layers of an entry of another repository were recorded")
 	}
 	found.Name = "127.0.0.1:5000/team/cache@" + digest.FromString("m").String()
-	p.NoteRemote(found)
-	if b, ok := p.lookup(diffIDs[0]); !ok || b.Digest != blobs[0].Digest {
+	q.NoteRemote(found)
+	if b, ok := q.lookup(diffIDs[0]); !ok || b.Digest != blobs[0].Digest {
 		t.Errorf("the layers of an entry of the repository: %v %v", b, ok)
+	}
+	// Once a push with the record failed, only what is pushed counts.
+	q.forget()
+	q.NoteRemote(found)
+	if _, ok := q.lookup(diffIDs[0]); ok {
+		t.Error("the layers of a found entry were recorded after a push with the record failed")
+	}
+	q.note(raw, imgspecv1.MediaTypeImageManifest, diffIDs)
+	if _, ok := q.lookup(diffIDs[0]); !ok {
+		t.Error("the layers of a push were not recorded after a push with the record failed")
 	}
 }
 
