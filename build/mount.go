@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/forge-build/forge/rootless/sandbox"
 )
 
 // The RUN flags and mount types forge implements: `--mount` of type bind, cache, tmpfs and
@@ -93,6 +95,34 @@ func checkMounts(mounts []*instructions.Mount, workdir string) ([]runMount, erro
 		out = append(out, rm)
 	}
 	return out, nil
+}
+
+// checkVolumes refuses a RUN mount (or the heredoc scripts' directory) at, inside or
+// around a --volume's destination: it would be made in the host directory, or hide it.
+func checkVolumes(volumes []sandbox.Volume, mounts []runMount, heredoc bool) error {
+	var targets []string
+	for _, m := range mounts {
+		if m.target != "" {
+			targets = append(targets, m.target)
+		}
+	}
+	if heredoc {
+		targets = append(targets, heredocDir)
+	}
+	nested := func(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") || b == "/" }
+	for _, v := range volumes {
+		dest := path.Clean(v.Dest)
+		for _, t := range targets {
+			if nested(t, dest) || nested(dest, t) {
+				what := "RUN --mount target " + t
+				if t == heredocDir {
+					what = "the directory of its heredoc scripts, " + t + ","
+				}
+				return fmt.Errorf("%s overlaps --volume destination %s", what, dest)
+			}
+		}
+	}
+	return nil
 }
 
 // mountError keeps the first line of an error of BuildKit's mount parser.

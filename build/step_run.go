@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"slices"
-	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -64,34 +62,6 @@ func (r *stageRun) runNetwork(c *instructions.RunCommand) (string, error) {
 	default:
 		return "", fmt.Errorf("--network=%s: want default, none or host", n)
 	}
-}
-
-// checkVolumes refuses a RUN mount (or the heredoc scripts' directory) at, inside or
-// around a --volume's destination: it would be made in the host directory, or hide it.
-func checkVolumes(volumes []sandbox.Volume, mounts []runMount, heredoc bool) error {
-	var targets []string
-	for _, m := range mounts {
-		if m.target != "" {
-			targets = append(targets, m.target)
-		}
-	}
-	if heredoc {
-		targets = append(targets, heredocDir)
-	}
-	nested := func(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") || b == "/" }
-	for _, v := range volumes {
-		dest := path.Clean(v.Dest)
-		for _, t := range targets {
-			if nested(t, dest) || nested(dest, t) {
-				what := "RUN --mount target " + t
-				if t == heredocDir {
-					what = "the directory of its heredoc scripts, " + t + ","
-				}
-				return fmt.Errorf("%s overlaps --volume destination %s", what, dest)
-			}
-		}
-	}
-	return nil
 }
 
 // execRun runs the command in the working container with its mounts, and releases them
